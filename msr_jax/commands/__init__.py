@@ -1,0 +1,1 @@
+"""Sub-commands of `msr`: one module per command, each with `register(subparsers)`."""

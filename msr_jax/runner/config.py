@@ -1,0 +1,88 @@
+"""Loading ml-collections config files, big_vision style.
+
+A config file is a Python file with `get_config(arg: str | None) -> ConfigDict`. It is
+named as `path/to/file.py` or `path/to/file.py:arg` (for example `configs/train.py:smoke`).
+Overrides are `--config.a.b=value` strings; the value is parsed with the type of the
+existing field, so a typo or a wrong type is an error naming the field, never a silent
+new key.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import pathlib
+
+import ml_collections
+
+
+class ConfigError(ValueError):
+  """A config file or an override that cannot be used; the message names the file/field."""
+
+
+def load_config_file(spec: str) -> ml_collections.ConfigDict:
+  path_str, _, arg = spec.partition(":")
+  path = pathlib.Path(path_str)
+  if not path.is_file():
+    raise ConfigError(f"{path}: config file not found")
+  module_spec = importlib.util.spec_from_file_location(f"_msr_config_{path.stem}", path)
+  module = importlib.util.module_from_spec(module_spec)
+  try:
+    module_spec.loader.exec_module(module)
+  except Exception as e:  # Re-raised with the file named.
+    raise ConfigError(f"{path}: error while executing the config file: {e!r}") from e
+  get_config = getattr(module, "get_config", None)
+  if get_config is None:
+    raise ConfigError(f"{path}: defines no get_config(arg) function")
+  config = get_config(arg or None)
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise ConfigError(f"{path}: get_config returned {type(config).__name__}, not ConfigDict")
+  return config
+
+
+def _parse_value(text: str, current, field: str):
+  if isinstance(current, bool):
+    lowered = text.lower()
+    if lowered in ("true", "1", "yes"):
+      return True
+    if lowered in ("false", "0", "no"):
+      return False
+    raise ConfigError(f"--config.{field}: expected a bool, got {text!r}")
+  if isinstance(current, str):
+    return text
+  try:
+    value = ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    if current is None:
+      return text
+    raise ConfigError(f"--config.{field}: cannot parse {text!r} as {type(current).__name__}")
+  if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+    value = float(value)
+  if current is not None and not isinstance(value, type(current)):
+    raise ConfigError(
+        f"--config.{field}: expected {type(current).__name__}, got {text!r}")
+  return value
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str]) -> ml_collections.ConfigDict:
+  """Applies `--config.a.b=value` overrides in order; unknown fields are errors."""
+  for override in overrides:
+    if not override.startswith("--config.") or "=" not in override:
+      raise ConfigError(f"bad override {override!r}: expected --config.field=value")
+    field, _, text = override[len("--config."):].partition("=")
+    *parents, leaf = field.split(".")
+    node = config
+    for i, name in enumerate(parents):
+      if name not in node:
+        raise ConfigError(f"--config.{field}: no field {'.'.join(parents[:i + 1])!r}")
+      node = node[name]
+    if leaf not in node:
+      raise ConfigError(f"--config.{field}: no such field (known: {sorted(node.keys())})")
+    with node.ignore_type():
+      node[leaf] = _parse_value(text, node[leaf], field)
+  return config
+
+
+def load_config(spec: str, overrides: list[str] | None = None) -> ml_collections.ConfigDict:
+  """Loads `file.py[:arg]` and applies overrides."""
+  return apply_overrides(load_config_file(spec), list(overrides or []))
