@@ -4,8 +4,9 @@ One record per JSONL line:
   {"id": str, "messages": [{"role": "system"|"user"|"assistant", "content": str}, ...],
    "decisions": [int, ...] (optional: indices into `messages` of the assistant turns to
    train on; default all assistant turns), "source": str (agent_log, conversation, dream,
-   townworld, ...), "weight": float (optional, default 1.0)}
+   townworld, ...), "weight": float (optional, default 1.0), "meta": {...} (optional)}
 Townworld episodes, agent logs and dreams all become records, so one pipeline trains on all.
+`validate.py` checks a JSON object field by field; `jsonl.py` reads and writes files.
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ from __future__ import annotations
 import dataclasses
 
 ROLES = ("system", "user", "assistant")
+# Every top-level field a JSONL record may carry; anything else is an error, so a typo
+# ("decision", "wieght") is never silently ignored.
+FIELDS = ("id", "messages", "source", "decisions", "weight", "meta")
+MESSAGE_FIELDS = ("role", "content")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,3 +52,19 @@ class Record:
     if self.meta:
       out["meta"] = self.meta
     return out
+
+  @classmethod
+  def from_json(cls, obj: dict) -> Record:
+    """Builds a record from a JSON object that `validate.check_record_json` accepted.
+
+    Decisions are stored sorted (their order in the file carries no meaning).
+    """
+    decisions = obj.get("decisions")
+    return cls(
+        id=obj["id"],
+        messages=tuple(Message(m["role"], m["content"]) for m in obj["messages"]),
+        source=obj["source"],
+        decisions=None if decisions is None else tuple(sorted(decisions)),
+        weight=float(obj.get("weight", 1.0)),
+        meta=dict(obj.get("meta", {})),
+    )

@@ -1,0 +1,45 @@
+"""The pure functional entry point: parameters in, logits (and cache) out.
+
+`forward` is what every stage calls (training, prefill, decode, probes). It merges the
+graph definition with the parameters it is given, so under `jax.jit` the parameters are
+arguments, never constants baked into the compiled program.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from flax import nnx
+
+from msr_jax.model.cache import KVCache
+
+
+def forward(graphdef, params, tokens_BxT, positions_BxT=None, cache: KVCache | None = None,
+            num_valid_B=None, return_hidden: bool = False):
+  """Runs the decoder.
+
+  Args:
+    graphdef, params: from `nnx.split(model, nnx.Param)`.
+    tokens_BxT: int token ids.
+    positions_BxT: RoPE positions; default `arange(T)` for every row (or, with a cache,
+      each row's length plus `arange(T)`).
+    cache: None for a plain causal forward; a `KVCache` for prefill or decode.
+    num_valid_B: how many of the T tokens of each row are real (the rest are right
+      padding); only used to advance the cache lengths. Default: all T.
+    return_hidden: also return the residual stream after each block.
+
+  Returns:
+    (logits_BxTxV float32, cache or None) or, with return_hidden,
+    (logits_BxTxV, cache, hidden_LxBxTxD).
+  """
+  tokens_BxT = jnp.asarray(tokens_BxT)
+  if positions_BxT is None:
+    t = tokens_BxT.shape[1]
+    positions_BxT = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), tokens_BxT.shape)
+    if cache is not None:
+      positions_BxT = positions_BxT + cache.lengths_B[:, None]
+  model = nnx.merge(graphdef, params)
+  logits, new_cache, hidden = model(tokens_BxT, positions_BxT, cache, num_valid_B,
+                                    return_hidden)
+  if return_hidden:
+    return logits, new_cache, hidden
+  return logits, new_cache

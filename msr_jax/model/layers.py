@@ -1,0 +1,43 @@
+"""RMSNorm and the SwiGLU MLP."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from msr_jax.model.config import ModelConfig
+
+INIT = nnx.initializers.normal(stddev=0.02)
+
+
+class RMSNorm(nnx.Module):
+  """RMSNorm computed in float32, then scaled in the input dtype (as HF Llama does)."""
+
+  def __init__(self, dim: int, eps: float, param_dtype: str):
+    self.scale = nnx.Param(jnp.ones((dim,), jnp.dtype(param_dtype)))
+    self.eps = eps
+
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    x32 = x.astype(jnp.float32)
+    normed = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.eps)
+    return self.scale[...].astype(x.dtype) * normed.astype(x.dtype)
+
+
+def linear(din: int, dout: int, config: ModelConfig, rngs: nnx.Rngs,
+           use_bias: bool = False) -> nnx.Linear:
+  return nnx.Linear(din, dout, use_bias=use_bias, dtype=jnp.dtype(config.dtype),
+                    param_dtype=jnp.dtype(config.param_dtype), kernel_init=INIT, rngs=rngs)
+
+
+class MLP(nnx.Module):
+  """SwiGLU: down(silu(gate(x)) * up(x))."""
+
+  def __init__(self, config: ModelConfig, rngs: nnx.Rngs):
+    d, f = config.hidden_size, config.intermediate_size
+    self.gate_proj = linear(d, f, config, rngs)
+    self.up_proj = linear(d, f, config, rngs)
+    self.down_proj = linear(f, d, config, rngs)
+
+  def __call__(self, x_BxTxD: jnp.ndarray) -> jnp.ndarray:
+    return self.down_proj(jax.nn.silu(self.gate_proj(x_BxTxD)) * self.up_proj(x_BxTxD))
