@@ -1,0 +1,127 @@
+"""Field-by-field validation of one JSON record (see `records.py` for the format).
+
+`check_record_json` never raises on bad data: it returns every problem it finds as a
+`Problem(field, reason)`, with `field` a path such as `messages[2].role` or
+`decisions[0]`, so the reader (`jsonl.py`) can name file, line and field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from msr_jax.data.records import FIELDS, MESSAGE_FIELDS, ROLES
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+  field: str
+  reason: str
+
+  def __str__(self) -> str:
+    return f"{self.field}: {self.reason}"
+
+
+def _is_int(x: Any) -> bool:
+  # bool is a subclass of int in Python; `true` is not an index.
+  return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _check_messages(messages: Any) -> list[Problem]:
+  if not isinstance(messages, list):
+    return [Problem("messages", f"must be a list, got {type(messages).__name__}")]
+  if not messages:
+    return [Problem("messages", "must not be empty")]
+  problems = []
+  for i, message in enumerate(messages):
+    name = f"messages[{i}]"
+    if not isinstance(message, dict):
+      problems.append(Problem(name, f"must be an object, got {type(message).__name__}"))
+      continue
+    for key in message:
+      if key not in MESSAGE_FIELDS:
+        problems.append(Problem(f"{name}.{key}", f"unknown field (known: {list(MESSAGE_FIELDS)})"))
+    if "role" not in message:
+      problems.append(Problem(f"{name}.role", "missing"))
+    elif message["role"] not in ROLES:
+      problems.append(Problem(f"{name}.role", f"unknown role {message['role']!r} (known: {list(ROLES)})"))
+    if "content" not in message:
+      problems.append(Problem(f"{name}.content", "missing"))
+    elif not isinstance(message["content"], str):
+      problems.append(Problem(f"{name}.content",
+                              f"must be a string, got {type(message['content']).__name__}"))
+  return problems
+
+
+def _roles(messages: list) -> list[str | None]:
+  return [m.get("role") if isinstance(m, dict) else None for m in messages]
+
+
+def _check_decisions(decisions: Any, messages: list) -> list[Problem]:
+  if not isinstance(decisions, list):
+    return [Problem("decisions", f"must be a list of message indices, got {type(decisions).__name__}")]
+  roles = _roles(messages)
+  problems, seen = [], set()
+  for k, index in enumerate(decisions):
+    name = f"decisions[{k}]"
+    if not _is_int(index):
+      problems.append(Problem(name, f"must be an integer index, got {index!r}"))
+    elif not 0 <= index < len(messages):
+      problems.append(Problem(name, f"index {index} out of range for {len(messages)} messages"))
+    elif roles[index] != "assistant":
+      problems.append(Problem(name, f"index {index} points at a {roles[index]!r} turn, not an assistant turn"))
+    elif index in seen:
+      problems.append(Problem(name, f"index {index} listed twice"))
+    else:
+      seen.add(index)
+  return problems
+
+
+def _check_decision_contents(obj: dict) -> list[Problem]:
+  """Every turn trained on must exist and have something to learn."""
+  messages = obj["messages"]
+  if "decisions" in obj:
+    turns = obj["decisions"]
+  else:
+    turns = [i for i, role in enumerate(_roles(messages)) if role == "assistant"]
+  if not turns:
+    return [Problem("decisions", "no turn to train on (no assistant message, or an empty list)")]
+  return [Problem(f"messages[{i}].content", "a decision turn must not be empty")
+          for i in turns
+          if isinstance(messages[i].get("content"), str) and not messages[i]["content"].strip()]
+
+
+def check_record_json(obj: Any) -> list[Problem]:
+  """All problems of one decoded JSON value as a record; an empty list means valid."""
+  if not isinstance(obj, dict):
+    return [Problem("<record>", f"must be a JSON object, got {type(obj).__name__}")]
+  problems = [Problem(key, f"unknown field (known: {list(FIELDS)})") for key in obj if key not in FIELDS]
+  if "id" not in obj:
+    problems.append(Problem("id", "missing"))
+  elif not isinstance(obj["id"], str) or not obj["id"]:
+    problems.append(Problem("id", f"must be a non-empty string, got {obj['id']!r}"))
+  if "source" not in obj:
+    problems.append(Problem("source", "missing"))
+  elif not isinstance(obj["source"], str) or not obj["source"]:
+    problems.append(Problem("source", f"must be a non-empty string, got {obj['source']!r}"))
+  if "weight" in obj:
+    weight = obj["weight"]
+    if not isinstance(weight, (int, float)) or isinstance(weight, bool):
+      problems.append(Problem("weight", f"must be a number, got {weight!r}"))
+    elif not math.isfinite(weight) or weight < 0:
+      problems.append(Problem("weight", f"must be finite and >= 0, got {weight!r}"))
+  if "meta" in obj and not isinstance(obj["meta"], dict):
+    problems.append(Problem("meta", f"must be an object, got {type(obj['meta']).__name__}"))
+  if "messages" not in obj:
+    problems.append(Problem("messages", "missing"))
+    return problems
+  message_problems = _check_messages(obj["messages"])
+  problems += message_problems
+  if not isinstance(obj["messages"], list):
+    return problems
+  decision_problems = _check_decisions(obj["decisions"], obj["messages"]) if "decisions" in obj else []
+  problems += decision_problems
+  if not message_problems and not decision_problems:
+    problems += _check_decision_contents(obj)
+  return problems
