@@ -1,0 +1,148 @@
+"""The decoder: cache equivalence on ragged batches, causality, sharding, dtypes."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from msr_jax.model import Decoder, ModelConfig, forward, init_cache, make_mesh, shard_params
+from msr_jax.model.sharding import batch_sharding, path_to_str, spec_for
+
+TINY = ModelConfig(vocab_size=97, hidden_size=32, intermediate_size=64, num_layers=2,
+                   num_heads=4, num_kv_heads=2, rope_theta=500000.0)
+FWD = jax.jit(forward, static_argnums=0)
+
+
+def _split(config, seed=0):
+  return nnx.split(Decoder(config, rngs=nnx.Rngs(seed)), nnx.Param)
+
+
+def _tokens(shape, vocab, seed=1):
+  return jnp.asarray(np.random.default_rng(seed).integers(0, vocab, shape), jnp.int32)
+
+
+@pytest.mark.parametrize("config", [
+    TINY,
+    dataclasses.replace(TINY, qkv_bias=True, architecture="qwen2", tie_embeddings=True),
+    dataclasses.replace(TINY, qk_norm=True, architecture="qwen3", head_dim=16),
+])
+def test_ragged_prefill_then_decode_equals_full_forward(config):
+  graphdef, params = _split(config)
+  lengths = [5, 9, 2]
+  total = 14
+  tokens_BxT = _tokens((3, total), config.vocab_size)
+  full_BxTxV, _ = FWD(graphdef, params, tokens_BxT)
+  # Ragged prefill: right-padded prompts of different lengths in one call.
+  prompt_BxP = jnp.where(jnp.arange(9)[None] < jnp.asarray(lengths)[:, None],
+                         tokens_BxT[:, :9], 0)
+  cache = init_cache(config, 3, 32)
+  prefill_BxPxV, cache = FWD(graphdef, params, prompt_BxP, None, cache,
+                             jnp.asarray(lengths, jnp.int32))
+  np.testing.assert_array_equal(cache.lengths_B, lengths)
+  for b, n in enumerate(lengths):
+    np.testing.assert_allclose(prefill_BxPxV[b, :n], full_BxTxV[b, :n], atol=1e-5, rtol=0)
+  # Then one token at a time; each row continues at its own length.
+  for step in range(total - max(lengths) + 3):
+    idx = jnp.asarray(lengths) + step
+    next_B1 = jnp.take_along_axis(tokens_BxT, jnp.minimum(idx, total - 1)[:, None], axis=1)
+    step_Bx1xV, cache = FWD(graphdef, params, next_B1, idx[:, None], cache)
+    for b in range(3):
+      if idx[b] < total:
+        np.testing.assert_allclose(step_Bx1xV[b, 0], full_BxTxV[b, idx[b]], atol=1e-5, rtol=0)
+
+
+def test_default_positions_continue_after_cache():
+  graphdef, params = _split(TINY)
+  tokens_BxT = _tokens((2, 8), TINY.vocab_size)
+  full, _ = FWD(graphdef, params, tokens_BxT)
+  cache = init_cache(TINY, 2, 8)
+  _, cache = forward(graphdef, params, tokens_BxT[:, :5], cache=cache)
+  tail, _ = forward(graphdef, params, tokens_BxT[:, 5:], cache=cache)
+  np.testing.assert_allclose(tail, full[:, 5:], atol=1e-5, rtol=0)
+
+
+def test_causality_gradient_is_exactly_zero():
+  graphdef, params = _split(TINY)
+  tokens_BxT = _tokens((1, 12), TINY.vocab_size)
+  embeds = params["embed"]["embedding"][...][tokens_BxT]
+  t = 6
+
+  def logit_sum_at_t(embeds_BxTxD):
+    model = nnx.merge(graphdef, params)
+    positions = jnp.arange(12)[None]
+    x = embeds_BxTxD
+    for block in model.layers:
+      x, _, _ = block(x, positions)
+    return model.embed.attend(model.final_norm(x))[0, t].sum()
+
+  grad_BxTxD = jax.grad(logit_sum_at_t)(embeds)
+  assert np.all(np.asarray(grad_BxTxD[:, t + 1:]) == 0.0)
+  assert np.any(np.asarray(grad_BxTxD[:, :t + 1]) != 0.0)
+
+
+def test_rope_theta_changes_logits():
+  graphdef, params = _split(TINY)
+  other, _ = _split(dataclasses.replace(TINY, rope_theta=10.0))
+  tokens = _tokens((1, 16), TINY.vocab_size)
+  a, _ = forward(graphdef, params, tokens)
+  b, _ = forward(other, params, tokens)
+  assert float(jnp.abs(a - b).max()) > 1e-3
+
+
+def test_bf16_compute_and_params():
+  config = dataclasses.replace(TINY, dtype="bfloat16", param_dtype="bfloat16")
+  graphdef, params = _split(config)
+  assert all(x.dtype == jnp.bfloat16 for x in jax.tree.leaves(params))
+  ref_graphdef, _ = _split(TINY)
+  params32 = jax.tree.map(lambda x: x.astype(jnp.float32), params)
+  tokens = _tokens((2, 16), TINY.vocab_size)
+  low, _ = FWD(graphdef, params, tokens)
+  high, _ = FWD(ref_graphdef, params32, tokens)
+  assert low.dtype == jnp.float32 and np.all(np.isfinite(low))
+  # bf16 keeps ~3 significant digits; the logits must still agree closely.
+  assert float(jnp.abs(low - high).max()) < 0.05 * float(jnp.abs(high).max()) + 0.05
+
+
+def test_sharded_forward_matches_single_device():
+  assert jax.device_count() == 8, "tests/conftest.py sets 8 simulated CPU devices"
+  config = dataclasses.replace(TINY, hidden_size=64, intermediate_size=128, vocab_size=128)
+  graphdef, params = _split(config)
+  tokens = _tokens((4, 24), config.vocab_size)
+  expected, _ = FWD(graphdef, params, tokens)
+  mesh = make_mesh(data=2, fsdp=4)
+  sharded = shard_params(params, mesh)
+  kernel = sharded["layers"][0]["attn"]["q_proj"]["kernel"][...]
+  assert kernel.sharding.spec == jax.sharding.PartitionSpec("fsdp", None)
+  got, _ = FWD(graphdef, sharded, jax.device_put(tokens, batch_sharding(mesh, 2)))
+  np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+
+
+def test_sharding_rule_falls_back_when_not_divisible():
+  mesh = make_mesh(data=2, fsdp=4)
+  assert spec_for("layers.0.mlp.up_proj.kernel", (6, 8), mesh) == jax.sharding.PartitionSpec(None, None)
+  assert spec_for("final_norm.scale", (8,), mesh) == jax.sharding.PartitionSpec()
+
+
+def test_param_paths_and_count():
+  config = ModelConfig.preset("townworld_tiny", vocab_size=600)
+  _, params = _split(config)
+  paths = {path_to_str(p) for p, _ in jax.tree_util.tree_leaves_with_path(params)}
+  assert "layers.3.attn.q_proj.kernel" in paths and "lm_head.kernel" not in paths
+  count = sum(x.size for x in jax.tree.leaves(params))
+  assert count == config.num_params()
+  assert 0.7e6 < count < 0.9e6
+
+
+def test_hf_config_round_trip_and_errors():
+  for name in ("smollm2_135m", "qwen2_0p5b", "llama3_1b"):
+    config = ModelConfig.preset(name)
+    again = ModelConfig.from_hf_config(config.to_hf_config())
+    assert again == config, name
+  with pytest.raises(ValueError, match="model_type"):
+    ModelConfig.from_hf_config({"model_type": "gpt2"}, source="x/config.json")
+  with pytest.raises(ValueError, match="num_hidden_layers"):
+    ModelConfig.from_hf_config({"model_type": "llama", "vocab_size": 3, "hidden_size": 4,
+                                "intermediate_size": 8, "num_attention_heads": 2})
