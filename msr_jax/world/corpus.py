@@ -1,0 +1,127 @@
+"""The pre-training corpus: an endless, seeded mixture of Townworld records, packed.
+
+Records are rendered with the plain template and packed several per row (a record never
+straddles two rows); the loss mask is each record's decision mask: all of a biography or
+item-fact document, only the answers of questions, notes and decisions. During a short
+warm-up the mixture leans on notes (associative recall), the skill that appears abruptly
+and gates everything read from context.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterator
+
+import numpy as np
+
+from msr_jax.data.records import Record
+from msr_jax.data.tokenize import tokenize_record
+from msr_jax.world import episodes
+from msr_jax.world import lexicon
+from msr_jax.world import policy
+from msr_jax.world.world import World
+
+KINDS = ("bio", "qa", "note", "counterfactual", "items", "decision", "rule")
+
+
+@dataclasses.dataclass(frozen=True)
+class Mixture:
+  """Relative weights of record kinds, and the ranges of their sizes."""
+  bio: float = 0.30
+  qa: float = 0.20
+  note: float = 0.14
+  counterfactual: float = 0.07
+  items: float = 0.02
+  decision: float = 0.14
+  rule: float = 0.13
+  note_facts: tuple[int, int] = (2, 6)  # inclusive range of facts per note
+  max_distractors: int = 5
+  p_rule_fires: float = 0.5
+
+  def probabilities(self) -> np.ndarray:
+    weights = np.array([getattr(self, k) for k in KINDS], dtype=np.float64)
+    if (weights < 0).any() or weights.sum() <= 0:
+      raise ValueError(f"mixture weights must be >= 0 with a positive sum, got {weights}")
+    return weights / weights.sum()
+
+
+def rule_situation(world: World, rng: np.random.Generator, rule: policy.Rule, fires: bool,
+                   num_distractors: int) -> policy.Situation:
+  """A situation where `rule` fires, or a near miss (same weather or matching item)."""
+  cells = [(i, w) for i in lexicon.ITEMS for w in lexicon.WEATHERS
+           if (w == rule.weather and rule.matches_item(i)) == fires
+           and (fires or w == rule.weather or rule.matches_item(i))]
+  return episodes.sample_situation(rng, people=world.people, cells=cells,
+                                   templates=tuple(range(len(episodes.T.REQUEST))),
+                                   num_distractors=num_distractors)
+
+
+def sample_record(world: World, rng: np.random.Generator, kind: str, uid: str,
+                  mixture: Mixture) -> Record:
+  """One pre-training record of `kind`."""
+  if kind == "bio":
+    return episodes.bio(world, rng, world.people[int(rng.integers(len(world.people)))], uid)
+  if kind == "qa":
+    person = world.qa_train[int(rng.integers(len(world.qa_train)))]
+    return episodes.qa(world, person, str(rng.choice(lexicon.ATTRIBUTES)), uid)
+  if kind == "note":
+    low, high = mixture.note_facts
+    return episodes.note(world, rng, int(rng.integers(low, high + 1)), uid)
+  if kind == "counterfactual":
+    person = world.qa_train[int(rng.integers(len(world.qa_train)))]
+    return episodes.counterfactual_note(world, rng, person, uid,
+                                        num_other=int(rng.integers(0, 3)))
+  if kind == "items":
+    return episodes.item_facts(rng, uid)
+  k = int(rng.integers(mixture.max_distractors + 1))
+  if kind == "decision":
+    situation = episodes.sample_situation(
+        rng, people=world.people, cells=world.cells(held_out=False)
+        + world.cells(held_out=True), templates=tuple(range(len(episodes.T.REQUEST))),
+        num_distractors=k)
+    return episodes.decision(rng, situation, uid)
+  if kind == "rule":
+    rule = world.pretrain_rules[int(rng.integers(len(world.pretrain_rules)))]
+    fires = bool(rng.random() < mixture.p_rule_fires)
+    return episodes.decision(rng, rule_situation(world, rng, rule, fires, k), uid,
+                             told_rule=rule)
+  raise ValueError(f"unknown record kind {kind!r}; expected one of {KINDS}")
+
+
+def records(world: World, seed: int, mixture: Mixture) -> Iterator[Record]:
+  """An endless stream of pre-training records, a pure function of (world, seed)."""
+  rng = np.random.default_rng([seed, 7])
+  p = mixture.probabilities()
+  n = 0
+  while True:
+    kind = KINDS[int(rng.choice(len(KINDS), p=p))]
+    yield sample_record(world, rng, kind, f"townworld-pre-{seed}-{n}", mixture)
+    n += 1
+
+
+def pack(stream: Iterator[Record], adapter, batch_size: int, seq_len: int,
+         pad_id: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+  """Packs tokenized records into (tokens_BxL int32, loss_mask_BxL float32) batches.
+
+  The mask marks the positions whose *next* token is trained on (shifted by one), so a
+  step computes the loss of logits[:, t] against tokens[:, t + 1] where mask[:, t] is 1.
+  """
+  pending = None
+  while True:
+    tokens_BxL = np.full((batch_size, seq_len), pad_id, dtype=np.int32)
+    mask_BxL = np.zeros((batch_size, seq_len), dtype=np.float32)
+    for b in range(batch_size):
+      t = 0
+      while True:
+        if pending is None:
+          pending = tokenize_record(next(stream), adapter)
+        n = len(pending.tokens)
+        if n > seq_len:
+          raise ValueError(f"record {pending.id!r} has {n} tokens, more than seq_len={seq_len}")
+        if t + n > seq_len:
+          break
+        tokens_BxL[b, t:t + n] = pending.tokens
+        mask_BxL[b, t:t + n - 1] = pending.decision_mask[1:]
+        t += n
+        pending = None
+    yield tokens_BxL, mask_BxL

@@ -1,0 +1,160 @@
+"""Townworld episodes as conversation records (`msr_jax.data.records.Record`).
+
+Every generator takes the world, a numpy Generator and an id, and returns one Record whose
+`meta` carries what probes and splits need (kind, split, cell, answer...). Loss goes on the
+assistant messages only, so notes and questions cost no gradient, only their answers do.
+Biographies and item facts are documents: a single assistant message, all of it trained.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from msr_jax.data.records import Message, Record
+from msr_jax.world import lexicon
+from msr_jax.world import policy
+from msr_jax.world import templates as T
+from msr_jax.world.world import World
+
+SOURCE = "townworld"
+
+
+def _record(uid: str, messages, meta: dict) -> Record:
+  return Record(id=uid, messages=tuple(Message(r, c) for r, c in messages), source=SOURCE,
+                meta=meta)
+
+
+def bio_sentence(attribute: str, template: int, name: str, value: str) -> str:
+  return T.BIO[attribute][template].format(n=name, v=value)
+
+
+def bio(world: World, rng: np.random.Generator, person: str, uid: str) -> Record:
+  """A biography: shuffled sentence order, one random paraphrase per attribute."""
+  order = rng.permutation(len(lexicon.ATTRIBUTES))
+  sentences = []
+  for a in order:
+    attribute = lexicon.ATTRIBUTES[a]
+    template = int(rng.integers(len(T.BIO[attribute])))
+    sentences.append(bio_sentence(attribute, template, person, world.facts[person][attribute]))
+  return _record(uid, [("assistant", " ".join(sentences))], {"kind": "bio", "person": person})
+
+
+def qa(world: World, person: str, attribute: str, uid: str) -> Record:
+  """Closed-book question about a stored fact."""
+  value = world.facts[person][attribute]
+  return _record(uid, [("user", T.QUESTION[attribute].format(n=person)), ("assistant", value)],
+                 {"kind": "qa", "person": person, "attribute": attribute, "answer": value})
+
+
+def _note_question(facts: list[tuple[str, str, str]], asked: int) -> str:
+  name, attribute, _ = facts[asked]
+  body = " ".join(bio_sentence(a, 0, n, v) for n, a, v in facts)
+  return f"{T.NOTE_HEADER} {body} {T.QUESTION_HEADER} {T.QUESTION[attribute].format(n=name)}"
+
+
+def note(world: World, rng: np.random.Generator, num_facts: int, uid: str) -> Record:
+  """A note of `num_facts` facts about never-seen visitors and a question about one."""
+  visitors = rng.choice(len(world.visitors), size=min(num_facts, 3), replace=False)
+  keys = set()
+  while len(keys) < num_facts:  # Distinct (visitor, attribute) pairs.
+    keys.add((int(rng.choice(visitors)), int(rng.integers(len(lexicon.ATTRIBUTES)))))
+  facts = []
+  for v, a in sorted(keys):
+    attribute = lexicon.ATTRIBUTES[a]
+    facts.append((world.visitors[v], attribute, str(rng.choice(lexicon.VALUES[attribute]))))
+  facts = [facts[i] for i in rng.permutation(len(facts))]
+  asked = int(rng.integers(num_facts))
+  answer = facts[asked][2]
+  return _record(uid, [("user", _note_question(facts, asked)), ("assistant", answer)],
+                 {"kind": "note", "num_facts": num_facts, "answer": answer})
+
+
+def counterfactual_note(world: World, rng: np.random.Generator, person: str, uid: str,
+                        num_other: int = 1) -> Record:
+  """A note that contradicts one stored fact of `person`; the note wins."""
+  attribute = str(rng.choice(lexicon.ATTRIBUTES))
+  stored = world.facts[person][attribute]
+  new = str(rng.choice([v for v in lexicon.VALUES[attribute] if v != stored]))
+  facts = [(person, attribute, new)]
+  others = [a for a in lexicon.ATTRIBUTES if a != attribute]
+  for a in rng.choice(others, size=num_other, replace=False):
+    facts.append((person, str(a), world.facts[person][str(a)]))  # True facts as padding.
+  order = rng.permutation(len(facts))
+  facts = [facts[i] for i in order]
+  asked = int(np.argmax(order == 0))
+  return _record(uid, [("user", _note_question(facts, asked)), ("assistant", new)],
+                 {"kind": "counterfactual", "person": person, "attribute": attribute,
+                  "answer": new, "stored": stored})
+
+
+def item_facts(rng: np.random.Generator, uid: str) -> Record:
+  """Which items are used outdoors: the knowledge rules about categories rely on."""
+  sentences = []
+  for i in rng.permutation(len(lexicon.ITEMS)):
+    item = lexicon.ITEMS[i]
+    kind = "an outdoor" if policy.item_category(item) == "outdoor" else "an indoor"
+    sentences.append(T.ITEM_FACT.format(i=item, a=kind))
+  return _record(uid, [("assistant", " ".join(sentences))], {"kind": "items"})
+
+
+def sample_situation(rng: np.random.Generator, *, people, cells, templates,
+                     num_distractors: int, p_broken: float = 0.25,
+                     p_stranger: float = 0.25) -> policy.Situation:
+  """A situation from the given people, (item, weather) cells and request templates.
+
+  Requester and distractor people are drawn from `people` only.
+  """
+  item, weather = cells[int(rng.integers(len(cells)))]
+  requester = people[int(rng.integers(len(people)))]
+  condition = "broken" if rng.random() < p_broken else "fine"
+  u = rng.random()
+  relation = "stranger" if u < p_stranger else ("friend" if u < (1 + p_stranger) / 2
+                                                else "neighbour")
+  template = int(templates[int(rng.integers(len(templates)))])
+  distractors = []
+  other_items = [i for i in lexicon.ITEMS if i != item]
+  # Distractor people come from the same pool, so a split's people never leak elsewhere.
+  other_people = [p for p in people if p != requester]
+  used_items, used_people = set(), set()
+  while len(distractors) < num_distractors:
+    if rng.random() < 0.5:
+      i = other_items[int(rng.integers(len(other_items)))]
+      if i not in used_items:
+        used_items.add(i)
+        distractors.append(T.CONDITION_CLAUSE.format(i=i, c=str(rng.choice(lexicon.CONDITIONS))))
+    else:
+      p = other_people[int(rng.integers(len(other_people)))]
+      if p not in used_people:
+        used_people.add(p)
+        distractors.append(T.RELATION_CLAUSE.format(n=p, r=str(rng.choice(lexicon.RELATIONS))))
+  return policy.Situation(weather, item, condition, requester, relation, template,
+                          tuple(distractors))
+
+
+def decision(rng: np.random.Generator, situation: policy.Situation, uid: str, *,
+             told_rule: policy.Rule | None = None, default_rule: policy.Rule | None = None,
+             meta: dict | None = None) -> Record:
+  """A decision episode: [rule note], note + request, `DECISION because EVIDENCE`.
+
+  `told_rule` is stated in a system message (the fast system); `default_rule` is a rule the
+  answer follows without being told (R1 as a learnt behaviour). At most one may be given.
+  """
+  if told_rule is not None and default_rule is not None:
+    raise ValueError("give a told rule or a default rule, not both")
+  rule = told_rule or default_rule
+  clauses = list(situation.clauses()) + list(situation.distractors)
+  clauses = [clauses[i] for i in rng.permutation(len(clauses))]
+  request = T.REQUEST[situation.template].format(n=situation.requester, i=situation.item)
+  user = f"{T.NOTE_HEADER} {' . '.join(clauses)} . {T.REQUEST_HEADER} {request}"
+  decided = policy.answer(situation, rule)
+  messages = [("user", user), ("assistant", policy.answer_text(decided))]
+  if told_rule is not None:
+    messages.insert(0, ("system", told_rule.text()))
+  info = {"kind": "decision", "cell": list(situation.cell), "requester": situation.requester,
+          "template": situation.template, "num_distractors": len(situation.distractors),
+          "answer": policy.answer_text(decided),
+          "answer_r0": policy.answer_text(policy.r0_answer(situation)),
+          "rule_fires": bool(rule is not None and rule.fires(situation)),
+          "rule": None if rule is None else rule.text()}
+  info.update(meta or {})
+  return _record(uid, messages, info)
