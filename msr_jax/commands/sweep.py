@@ -1,0 +1,24 @@
+"""`msr sweep EXPERIMENT.py... [--smoke] [-j N] [--index I] [--run-dir DIR]`."""
+
+from __future__ import annotations
+
+
+def register(subparsers) -> None:
+  parser = subparsers.add_parser("sweep", help="run an experiment's arms x seeds (resumable)")
+  parser.add_argument("experiments", nargs="+", help="experiment files (experiments/*.py)")
+  parser.add_argument("--smoke", action="store_true", help="smoke scale (CPU) instead of full")
+  parser.add_argument("-j", "--jobs", type=int, default=1, help="runs in parallel")
+  parser.add_argument("--index", type=int, default=None,
+                      help="run only this run (0-based), e.g. a cluster job-array index")
+  parser.add_argument("--run-dir", default="runs/sweep")
+  parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+  from msr_jax.runner.sweep import run_sweep
+
+  summary = run_sweep(args.experiments, args.run_dir, "smoke" if args.smoke else "full",
+                      args.jobs, args.index)
+  print(f"{summary['total']} runs: {summary['ran']} ran, {summary['skipped']} already done, "
+        f"{summary['failed']} failed (results in {args.run_dir}/results)")
+  return 1 if summary["failed"] else 0

@@ -1,0 +1,95 @@
+"""Experiment files and their expansion into runs (arm x seed).
+
+An experiment file is a Python file with `get_experiment(scale: str) -> ConfigDict`,
+scale being "smoke" or "full". It declares, and nothing else:
+  name        short name (also the report section)
+  prediction  "P1".."P5" or "ablation"
+  entry       "module:function" run in a fresh process for every arm x seed:
+              function(config: dict, seed: int) -> result dict (JSON-able)
+  base        the config every arm starts from (a nested dict)
+  arms        {arm name: {dotted.field: value}} overrides of `base`
+  seeds       list of ints
+  analysis    the pre-registered metric, comparison and margins the report applies
+A run's key is a hash of everything that determines its result, so changing an arm's
+config re-runs exactly that arm.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import importlib.util
+import pathlib
+
+import ml_collections
+
+from msr_jax.runner.store import config_hash
+
+SCALES = ("smoke", "full")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+  experiment: str
+  arm: str
+  seed: int
+  entry: str
+  config: dict
+
+  @property
+  def key(self) -> str:
+    return config_hash({"experiment": self.experiment, "arm": self.arm, "seed": self.seed,
+                        "entry": self.entry, "config": self.config})
+
+  def to_json(self) -> dict:
+    return {"experiment": self.experiment, "arm": self.arm, "seed": self.seed,
+            "entry": self.entry, "config": self.config, "key": self.key}
+
+
+def load_experiment(path: str | pathlib.Path, scale: str = "smoke") -> dict:
+  if scale not in SCALES:
+    raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise FileNotFoundError(f"{path}: experiment file not found")
+  spec = importlib.util.spec_from_file_location(f"_msr_experiment_{path.stem}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  if not hasattr(module, "get_experiment"):
+    raise ValueError(f"{path}: defines no get_experiment(scale)")
+  exp = module.get_experiment(scale)
+  if isinstance(exp, ml_collections.ConfigDict):
+    exp = exp.to_dict()
+  for field in ("name", "prediction", "entry", "base", "arms", "seeds"):
+    if field not in exp:
+      raise ValueError(f"{path}: experiment is missing field {field!r}")
+  if not exp["arms"]:
+    raise ValueError(f"{path}: field 'arms' is empty")
+  exp.setdefault("analysis", {})
+  exp["scale"] = scale
+  exp["file"] = str(path)
+  return exp
+
+
+def set_dotted(config: dict, dotted: str, value, source: str = "") -> None:
+  *parents, leaf = dotted.split(".")
+  node = config
+  for name in parents:
+    if name not in node or not isinstance(node[name], dict):
+      raise ValueError(f"{source}: override {dotted!r}: no section {name!r} in base config")
+    node = node[name]
+  if leaf not in node:
+    raise ValueError(f"{source}: override {dotted!r}: no field {leaf!r} in base config")
+  node[leaf] = copy.deepcopy(value)
+
+
+def expand(exp: dict) -> list[RunSpec]:
+  """Every arm x seed, in a fixed order (arms as declared, then seeds)."""
+  runs = []
+  for arm_name, overrides in exp["arms"].items():
+    config = copy.deepcopy(exp["base"])
+    for dotted, value in (overrides or {}).items():
+      set_dotted(config, dotted, value, source=f"{exp.get('file', '?')}: arm {arm_name!r}")
+    for seed in exp["seeds"]:
+      runs.append(RunSpec(exp["name"], arm_name, int(seed), exp["entry"], config))
+  return runs

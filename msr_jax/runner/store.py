@@ -1,0 +1,80 @@
+"""The result store: one JSON file per arm x seed, keyed by a hash of its full config.
+
+A result is written atomically (temp file + os.replace), so a sweep killed at any moment
+leaves only whole results, and re-running it skips every arm already finished. Results
+that recorded an error are retried on the next run (they are not finished).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pathlib
+import tempfile
+
+
+def config_hash(config: dict) -> str:
+  """A stable hash of a JSON-able config (keys sorted, floats by repr)."""
+  text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=repr)
+  return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def write_json_atomic(path: str | os.PathLike, payload) -> None:
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+  try:
+    with os.fdopen(fd, "w") as f:
+      json.dump(payload, f, indent=1, sort_keys=True, default=_jsonable)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.unlink(tmp)
+    raise
+
+
+def _jsonable(value):
+  try:
+    import numpy as np
+    if isinstance(value, np.generic):
+      return value.item()
+    if isinstance(value, np.ndarray):
+      return value.tolist()
+  except ImportError:  # pragma: no cover
+    pass
+  return repr(value)
+
+
+class ResultStore:
+
+  def __init__(self, run_dir: str | os.PathLike):
+    self.root = pathlib.Path(run_dir) / "results"
+    self.root.mkdir(parents=True, exist_ok=True)
+
+  def path(self, key: str) -> pathlib.Path:
+    return self.root / f"{key}.json"
+
+  def get(self, key: str) -> dict | None:
+    path = self.path(key)
+    if not path.exists():
+      return None
+    try:
+      return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+      raise ValueError(f"{path}: damaged result file ({e}); delete it to re-run the arm") from e
+
+  def is_done(self, key: str) -> bool:
+    result = self.get(key)
+    return result is not None and result.get("status") == "ok"
+
+  def put(self, key: str, result: dict) -> None:
+    write_json_atomic(self.path(key), result)
+
+  def all(self) -> list[dict]:
+    out = []
+    for path in sorted(self.root.glob("*.json")):
+      out.append(json.loads(path.read_text()))
+    return out

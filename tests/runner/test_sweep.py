@@ -1,0 +1,100 @@
+import json
+import textwrap
+
+import pytest
+
+from msr_jax.runner import experiment as experiment_lib
+from msr_jax.runner.store import ResultStore
+from msr_jax.runner.sweep import run_sweep
+
+ENTRY = textwrap.dedent("""
+    import os
+    CALLS = os.environ.get("TOY_CALLS")
+
+    def entry(config, seed):
+      if CALLS:
+        with open(CALLS, "a") as f:
+          f.write(f"{config['x']},{seed}\\n")
+      if config["mode"] == "raise":
+        raise RuntimeError("arm exploded")
+      if config["mode"] == "die":
+        os._exit(3)
+      return {"value": config["x"] * 10 + seed}
+""")
+
+EXPERIMENT = textwrap.dedent("""
+    def get_experiment(scale):
+      return {
+          "name": "toy", "prediction": "P0", "entry": "toy_entry:entry",
+          "base": {"x": 1, "mode": "ok"},
+          "arms": {"one": {}, "two": {"x": 2}, "bad": {"mode": "raise"}, "dead": {"mode": "die"}},
+          "seeds": [0, 1] if scale == "smoke" else [0, 1, 2, 3, 4],
+          "analysis": {"metric": "value"},
+      }
+""")
+
+
+@pytest.fixture
+def toy(tmp_path, monkeypatch):
+  (tmp_path / "toy_entry.py").write_text(ENTRY)
+  exp = tmp_path / "toy_exp.py"
+  exp.write_text(EXPERIMENT)
+  monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+  monkeypatch.setenv("TOY_CALLS", str(tmp_path / "calls.txt"))
+  monkeypatch.syspath_prepend(str(tmp_path))
+  return exp, tmp_path / "run"
+
+
+def _results(run_dir):
+  return {(r["spec"]["arm"], r["spec"]["seed"]): r for r in ResultStore(run_dir).all()}
+
+
+def test_sweep_records_results_and_errors_and_resumes(toy):
+  exp, run_dir = toy
+  summary = run_sweep([str(exp)], run_dir, "smoke", jobs=2, progress=False)
+  assert summary == {"total": 8, "ran": 8, "failed": 4, "skipped": 0}
+  results = _results(run_dir)
+  assert results[("two", 1)]["output"] == {"value": 21}
+  assert results[("bad", 0)]["status"] == "error"
+  assert "arm exploded" in results[("bad", 0)]["error"]
+  assert "exited with code 3" in results[("dead", 1)]["error"]
+  # A re-run skips the finished runs and retries only the failed ones.
+  calls = (run_dir.parent / "calls.txt")
+  calls.write_text("")
+  summary = run_sweep([str(exp)], run_dir, "smoke", jobs=2, progress=False)
+  assert summary["skipped"] == 4 and summary["ran"] == 4
+  assert sorted(calls.read_text().split()) == ["1,0", "1,0", "1,1", "1,1"]
+
+
+def test_keys_depend_on_the_full_config(toy):
+  exp_path, _ = toy
+  exp = experiment_lib.load_experiment(exp_path, "smoke")
+  keys = [r.key for r in experiment_lib.expand(exp)]
+  assert len(set(keys)) == len(keys)
+  exp["base"]["extra"] = 0  # Any change to the config changes every key.
+  assert not set(keys) & {r.key for r in experiment_lib.expand(exp)}
+
+
+def test_index_runs_one_run_in_process(toy):
+  exp, run_dir = toy
+  summary = run_sweep([str(exp)], run_dir, "smoke", index=3)
+  assert summary["ran"] == 1 and summary["failed"] == 0
+  assert list(_results(run_dir)) == [("two", 1)]
+  with pytest.raises(IndexError, match="8 runs"):
+    run_sweep([str(exp)], run_dir, "smoke", index=8)
+
+
+def test_bad_override_names_the_arm(tmp_path):
+  exp = tmp_path / "e.py"
+  exp.write_text("def get_experiment(scale):\n  return {'name': 'e', 'prediction': 'P1', "
+                 "'entry': 'x:y', 'base': {'a': 1}, 'arms': {'z': {'b': 2}}, 'seeds': [0]}\n")
+  with pytest.raises(ValueError, match="arm 'z'.*no field 'b'"):
+    experiment_lib.expand(experiment_lib.load_experiment(exp))
+
+
+def test_spec_files_are_written(toy):
+  exp, run_dir = toy
+  run_sweep([str(exp)], run_dir, "smoke", index=0)
+  specs = list((run_dir / "specs").glob("*.json"))
+  assert len(specs) == 8
+  assert {json.loads(p.read_text())["arm"] for p in specs} == {"one", "two", "bad", "dead"}
