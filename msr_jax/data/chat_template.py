@@ -41,8 +41,8 @@ def _candidates(content: str) -> list[str]:
 
 
 def _sentinel(k: int, nonce: int) -> str:
-  # Private-use code points: no template trims or escapes them, no real text holds them.
-  return f"\ue000msr{nonce}.{k}\ue001"
+  # Private-use code points and digits: no template trims, escapes or re-cases them.
+  return f"\ue000{nonce}.{k}\ue001"
 
 
 class ChatTemplateAdapter:
@@ -75,7 +75,7 @@ class ChatTemplateAdapter:
   def _char_spans(self, messages: Sequence[Message], turns: Sequence[int],
                   full: str) -> list[tuple[int, int]]:
     nonce = 0
-    while any(f"\ue000msr{nonce}." in m.content for m in messages):
+    while any(f"\ue000{nonce}." in m.content for m in messages):
       nonce += 1
     marked = list(messages)
     for k, turn in enumerate(turns):
