@@ -1,0 +1,8 @@
+"""The one error type every checkpoint reader raises, so callers catch a single thing."""
+
+from __future__ import annotations
+
+
+class CheckpointError(ValueError):
+  """A checkpoint could not be loaded or written; the message names the file and the
+  tensor or field at fault. Raised before anything is returned: no partial loads."""
