@@ -10,8 +10,9 @@ scale being "smoke" or "full". It declares, and nothing else:
   arms        {arm name: {dotted.field: value}} overrides of `base`
   seeds       list of ints
   analysis    the pre-registered metric, comparison and margins the report applies
-A run's key is a hash of everything that determines its result, so changing an arm's
-config re-runs exactly that arm.
+A run's key is a hash of everything that determines its result (entry, config, seed), so
+changing an arm's config re-runs exactly that arm, and identical arms of different
+experiments share one result.
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ class RunSpec:
 
   @property
   def key(self) -> str:
-    return config_hash({"experiment": self.experiment, "arm": self.arm, "seed": self.seed,
-                        "entry": self.entry, "config": self.config})
+    # Names are left out on purpose: the same config and seed in two experiments (the
+    # full system in P5 and in every ablation, say) is one run, computed once.
+    return config_hash({"seed": self.seed, "entry": self.entry, "config": self.config})
 
   def to_json(self) -> dict:
     return {"experiment": self.experiment, "arm": self.arm, "seed": self.seed,

@@ -25,6 +25,7 @@ class Interval:
 
 
 def _resample_indices(rng: np.random.Generator, num_seeds: int, num_items: int):
+  """Seeds first, then items (the two-level bootstrap)."""
   seeds = rng.integers(0, num_seeds, num_seeds)
   items = rng.integers(0, num_items, num_items)
   return seeds, items
@@ -32,17 +33,25 @@ def _resample_indices(rng: np.random.Generator, num_seeds: int, num_items: int):
 
 def paired_bootstrap(statistic, arrays: list[np.ndarray], num_resamples: int = 2000,
                      seed: int = 0, level: float = 0.95) -> Interval:
-  """CI of `statistic(*arrays)` where each array is seeds x items (paired indices)."""
+  """CI of `statistic(*arrays)` where each array is seeds x items.
+
+  All arrays share the seed resampling. Arrays with the same number of items share the
+  item resampling too (they are the same items scored in different arms or stages);
+  arrays over different item sets (say, training situations and novel ones) get
+  independent item resamples.
+  """
   arrays = [np.asarray(a, np.float64) for a in arrays]
-  shapes = {a.shape for a in arrays}
-  if len(shapes) != 1 or arrays[0].ndim != 2:
-    raise ValueError(f"paired_bootstrap needs equal seeds x items arrays, got {shapes}")
-  num_seeds, num_items = arrays[0].shape
+  if any(a.ndim != 2 for a in arrays) or len({a.shape[0] for a in arrays}) != 1:
+    raise ValueError("paired_bootstrap needs seeds x items arrays with the same seeds, got "
+                     f"{[a.shape for a in arrays]}")
+  num_seeds = arrays[0].shape[0]
+  item_counts = sorted({a.shape[1] for a in arrays})
   rng = np.random.default_rng(seed)
   samples = np.empty(num_resamples)
   for r in range(num_resamples):
-    s, i = _resample_indices(rng, num_seeds, num_items)
-    samples[r] = statistic(*[a[np.ix_(s, i)] for a in arrays])
+    s = rng.integers(0, num_seeds, num_seeds)
+    items = {n: rng.integers(0, n, n) for n in item_counts}
+    samples[r] = statistic(*[a[np.ix_(s, items[a.shape[1]])] for a in arrays])
   alpha = (1 - level) / 2
   low, high = np.quantile(samples, [alpha, 1 - alpha])
   return Interval(float(statistic(*arrays)), float(low), float(high), level)
@@ -54,6 +63,9 @@ def mean_ci(scores_SxI, **kwargs) -> Interval:
 
 def difference_ci(a_SxI, b_SxI, **kwargs) -> Interval:
   """CI of mean(a) - mean(b), paired over seeds and items."""
+  if np.shape(a_SxI) != np.shape(b_SxI):
+    raise ValueError(f"difference_ci needs paired arrays, got {np.shape(a_SxI)} and "
+                     f"{np.shape(b_SxI)}")
   return paired_bootstrap(lambda a, b: a.mean() - b.mean(), [a_SxI, b_SxI], **kwargs)
 
 

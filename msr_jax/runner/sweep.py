@@ -58,9 +58,10 @@ def run_sweep(exp_paths: list[str], run_dir: str, scale: str = "smoke", jobs: in
     result = run_spec(runs[index].to_json(), run_dir)
     return {"total": 1, "ran": 1, "failed": int(result["status"] != "ok"), "skipped": 0}
 
-  pending = [r for r in runs if not store.is_done(r.key)]
-  skipped = len(runs) - len(pending)
-  bar = tqdm(total=len(runs), initial=skipped, desc="arms", unit="run", disable=not progress,
+  unique = list({r.key: r for r in runs}.values())
+  pending = [r for r in unique if not store.is_done(r.key)]
+  skipped = len(unique) - len(pending)
+  bar = tqdm(total=len(unique), initial=skipped, desc="arms", unit="run", disable=not progress,
              dynamic_ncols=True)
   failed, active = 0, []
   queue = list(pending)
@@ -95,4 +96,4 @@ def run_sweep(exp_paths: list[str], run_dir: str, scale: str = "smoke", jobs: in
       bar.set_postfix(failed=failed, remaining=len(queue) + len(still))
     active = still
   bar.close()
-  return {"total": len(runs), "ran": len(pending), "failed": failed, "skipped": skipped}
+  return {"total": len(unique), "ran": len(pending), "failed": failed, "skipped": skipped}

@@ -51,3 +51,13 @@ def test_holm_hand_computed():
 def test_shape_errors():
   with pytest.raises(ValueError):
     stats.difference_ci(np.zeros((2, 3)), np.zeros((3, 3)))
+
+
+def test_ratio_over_different_item_sets():
+  # Transfer-ratio shape: novel items (5) and training items (8) resampled independently.
+  novel_after, novel_before = np.full((3, 5), 0.9), np.full((3, 5), 0.1)
+  train_after, train_before = np.full((3, 8), 1.0), np.full((3, 8), 0.0)
+  ratio = stats.paired_bootstrap(
+      lambda na, nb, ta, tb: (na.mean() - nb.mean()) / (ta.mean() - tb.mean()),
+      [novel_after, novel_before, train_after, train_before], num_resamples=100)
+  assert ratio.estimate == pytest.approx(0.8) and ratio.low == pytest.approx(0.8)

@@ -66,6 +66,14 @@ def test_sweep_records_results_and_errors_and_resumes(toy):
   assert sorted(calls.read_text().split()) == ["1,0", "1,0", "1,1", "1,1"]
 
 
+def test_identical_arms_share_one_run(toy):
+  exp_path, run_dir = toy
+  text = exp_path.read_text().replace('"one": {},', '"one": {}, "same_as_one": {"x": 1},')
+  exp_path.write_text(text)
+  summary = run_sweep([str(exp_path)], run_dir, "smoke", jobs=2, progress=False)
+  assert summary["total"] == 8
+
+
 def test_keys_depend_on_the_full_config(toy):
   exp_path, _ = toy
   exp = experiment_lib.load_experiment(exp_path, "smoke")
