@@ -1,0 +1,197 @@
+"""Pre-registered criteria -> verdicts.
+
+An experiment's `analysis` declares its criteria before any run (as data); this module
+only evaluates them. Metrics are read from each run's output:
+
+  output["scores"][probe] = {"base": [item scores], "final": [item scores]}
+
+with the same items in the same order for every arm and seed (all arms start from the
+same base checkpoint and are scored on the same probe items). A metric becomes a
+seeds x items array per arm, and every interval is a paired bootstrap (`stats`).
+
+Metrics (`metric` in a criterion):
+  "score:P1+P2"    final item scores of probes P1, P2 (items concatenated)
+  "gain:P"         final - base, per item
+  "forgetting:P"   base - final, per item (the harm; positive = forgotten)
+  "transfer_ratio:NOVEL/TRAIN"  (mean gain on NOVEL) / (mean gain on TRAIN), a ratio
+Criterion kinds:
+  non_inferiority  harm metric of `arm`: supported if the CI's upper bound < margin;
+                   not supported if its lower bound >= margin; else inconclusive.
+  superiority      metric of `arm` minus `baseline` in `direction`: the CI excludes 0.
+  threshold        estimate >= min and CI lower bound > ci_low_min.
+Every criterion gets a one-sided bootstrap p-value; `primary: true` marks the one that
+enters the Holm correction across predictions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from msr_jax.runner import stats
+
+SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
+
+
+@dataclasses.dataclass
+class CriterionResult:
+  name: str
+  kind: str
+  description: str
+  interval: stats.Interval | None
+  outcome: str
+  p_value: float
+  primary: bool = False
+  detail: str = ""
+
+
+def _probe_items(output: dict, probes: str, which: str) -> np.ndarray:
+  parts = []
+  for probe in probes.split("+"):
+    scores = output.get("scores", {})
+    if probe not in scores:
+      raise KeyError(f"probe {probe!r} not in the run's scores (has {sorted(scores)})")
+    parts.append(np.asarray(scores[probe][which], np.float64))
+  return np.concatenate(parts)
+
+
+def metric_items(output: dict, metric: str) -> np.ndarray:
+  kind, _, probes = metric.partition(":")
+  if kind == "score":
+    return _probe_items(output, probes, "final")
+  if kind == "gain":
+    return _probe_items(output, probes, "final") - _probe_items(output, probes, "base")
+  if kind == "forgetting":
+    return _probe_items(output, probes, "base") - _probe_items(output, probes, "final")
+  raise ValueError(f"unknown metric {metric!r}")
+
+
+def _seed_sorted(runs_by_arm: dict[str, list[dict]], arm: str) -> list[dict]:
+  runs = sorted(runs_by_arm.get(arm, []), key=lambda r: r["spec"]["seed"])
+  if not runs:
+    raise KeyError(f"no finished runs for arm {arm!r}")
+  return runs
+
+
+def arm_matrix(runs_by_arm: dict[str, list[dict]], arm: str, metric: str) -> np.ndarray:
+  """seeds x items array of `metric` for `arm` (seeds sorted)."""
+  return np.stack([metric_items(r["output"], metric) for r in _seed_sorted(runs_by_arm, arm)])
+
+
+def _ratio_arrays(runs_by_arm, arm, metric):
+  """[novel final, novel base, train final, train base], each seeds x items."""
+  novel, train = metric.partition(":")[2].split("/")
+  runs = _seed_sorted(runs_by_arm, arm)
+  return [np.stack([_probe_items(r["output"], probes, which) for r in runs])
+          for probes in (novel, train) for which in ("final", "base")]
+
+
+def _ratio(na, nb, ta, tb):
+  denominator = ta.mean() - tb.mean()
+  return (na.mean() - nb.mean()) / denominator if abs(denominator) > 1e-12 else np.nan
+
+
+def statistic_for(runs_by_arm, arm: str, metric: str, num_resamples: int, seed: int):
+  """(interval, resampled-statistic function inputs) for a single arm's metric."""
+  if metric.startswith("transfer_ratio:"):
+    arrays = _ratio_arrays(runs_by_arm, arm, metric)
+    return stats.paired_bootstrap(_ratio, arrays, num_resamples, seed), (_ratio, arrays)
+  matrix = arm_matrix(runs_by_arm, arm, metric)
+  mean = lambda a: a.mean()
+  return stats.paired_bootstrap(mean, [matrix], num_resamples, seed), (mean, [matrix])
+
+
+def _p_below(statistic, arrays, threshold, num_resamples, seed):
+  """Bootstrap p-value for 'statistic < threshold': share of resamples at or above it."""
+  interval_samples = _samples(statistic, arrays, num_resamples, seed)
+  return (np.sum(~(interval_samples < threshold)) + 1) / (num_resamples + 1)
+
+
+def _samples(statistic, arrays, num_resamples, seed):
+  rng = np.random.default_rng(seed)
+  num_seeds = arrays[0].shape[0]
+  counts = sorted({a.shape[1] for a in arrays})
+  out = np.empty(num_resamples)
+  for r in range(num_resamples):
+    s = rng.integers(0, num_seeds, num_seeds)
+    items = {n: rng.integers(0, n, n) for n in counts}
+    out[r] = statistic(*[a[np.ix_(s, items[a.shape[1]])] for a in arrays])
+  return out
+
+
+def evaluate_criterion(criterion: dict, runs_by_arm: dict, num_resamples: int = 2000,
+                       seed: int = 0) -> CriterionResult:
+  kind, metric, arm = criterion["kind"], criterion["metric"], criterion["arm"]
+  name = criterion.get("name", f"{kind}:{metric}:{arm}")
+  primary = bool(criterion.get("primary", False))
+  description = criterion.get("description", "")
+  try:
+    if kind == "non_inferiority":
+      margin = float(criterion["margin"])
+      interval, (fn, arrays) = statistic_for(runs_by_arm, arm, metric, num_resamples, seed)
+      outcome = (SUPPORTED if interval.high < margin else
+                 NOT_SUPPORTED if interval.low >= margin else INCONCLUSIVE)
+      p = _p_below(fn, arrays, margin, num_resamples, seed + 1)
+      detail = f"harm {interval.estimate:+.4f} [{interval.low:+.4f}, {interval.high:+.4f}] vs margin {margin}"
+    elif kind == "superiority":
+      baseline, direction = criterion["baseline"], criterion.get("direction", "greater")
+      a = arm_matrix(runs_by_arm, arm, metric)
+      b = arm_matrix(runs_by_arm, baseline, metric)
+      interval = stats.difference_ci(a, b, num_resamples=num_resamples, seed=seed)
+      outcome = (SUPPORTED if stats.superior(interval, direction) else
+                 NOT_SUPPORTED if stats.superior(interval, "less" if direction == "greater" else "greater")
+                 else INCONCLUSIVE)
+      p = stats.bootstrap_p_value(a, b, 0.0, direction, num_resamples, seed + 1)
+      detail = (f"{arm} - {baseline} = {interval.estimate:+.4f} "
+                f"[{interval.low:+.4f}, {interval.high:+.4f}], claimed {direction}")
+    elif kind == "threshold":
+      minimum = float(criterion["min"])
+      ci_low_min = float(criterion.get("ci_low_min", -np.inf))
+      interval, (fn, arrays) = statistic_for(runs_by_arm, arm, metric, num_resamples, seed)
+      ok = interval.estimate >= minimum and interval.low > ci_low_min
+      bad = interval.high < minimum or not np.isfinite(interval.estimate)
+      outcome = SUPPORTED if ok else NOT_SUPPORTED if bad else INCONCLUSIVE
+      samples = _samples(fn, arrays, num_resamples, seed + 1)
+      p = (np.sum(~(samples >= minimum)) + 1) / (num_resamples + 1)
+      detail = (f"{interval.estimate:.4f} [{interval.low:.4f}, {interval.high:.4f}] "
+                f"vs min {minimum}" + (f", CI low > {ci_low_min}" if np.isfinite(ci_low_min) else ""))
+    else:
+      raise ValueError(f"unknown criterion kind {kind!r}")
+  except KeyError as e:
+    return CriterionResult(name, kind, description, None, INCONCLUSIVE, 1.0, primary,
+                           f"missing data: {e}")
+  return CriterionResult(name, kind, description, interval, outcome, float(p), primary, detail)
+
+
+def verdict(results: list[CriterionResult]) -> str:
+  """Supported only if every criterion is; not supported if any clearly fails."""
+  outcomes = [r.outcome for r in results]
+  if outcomes and all(o == SUPPORTED for o in outcomes):
+    return SUPPORTED
+  if NOT_SUPPORTED in outcomes:
+    return NOT_SUPPORTED
+  return INCONCLUSIVE
+
+
+def apply_holm(verdicts: dict[str, str], primary_p: dict[str, float],
+               alpha: float = 0.05) -> tuple[dict[str, str], dict[str, float]]:
+  """Downgrades a 'supported' prediction whose primary test does not survive Holm."""
+  adjusted = stats.holm_adjusted(primary_p) if primary_p else {}
+  out = dict(verdicts)
+  for name, p in adjusted.items():
+    if out.get(name) == SUPPORTED and p > alpha:
+      out[name] = INCONCLUSIVE
+  return out, adjusted
+
+
+def pareto_front(points: dict[str, tuple[float, float]]) -> dict[str, list[str]]:
+  """For (learned, forgetting) per arm: which arms dominate each one (learn at least as
+  much and forget at most as much, strictly better in one). An arm that forgets less
+  only because it learns less is dominated by nobody but dominates nobody either."""
+  dominated_by = {}
+  for name, (learned, forgot) in points.items():
+    dominated_by[name] = [
+        other for other, (l2, f2) in points.items() if other != name and
+        l2 >= learned and f2 <= forgot and (l2 > learned or f2 < forgot)]
+  return dominated_by
