@@ -50,6 +50,8 @@ class ReadReport:
   blank_lines: int = 0
   records: int = 0        # records accepted
   skipped: list[SkippedLine] = dataclasses.field(default_factory=list)
+  # Line of each accepted record, in order, so later stages can still name the line.
+  record_lines: list[int] = dataclasses.field(default_factory=list)
 
   @property
   def num_skipped(self) -> int:
@@ -111,6 +113,7 @@ def read_records(path: str | os.PathLike, on_error: str = "raise") -> tuple[list
       continue
     first_line_of_id[obj["id"]] = number
     records.append(Record.from_json(obj))
+    report.record_lines.append(number)
   report.records = len(records)
   if report.skipped:
     log.warning("skipped %d malformed records:\n%s", report.num_skipped, report.summary())
