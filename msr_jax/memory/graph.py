@@ -126,7 +126,7 @@ class MemoryGraph:
 
   def add_node(self, record: Record, entities: Iterable[str] = (), *, kind: str = "experience",
                salience: float = 1.0, created: float | None = None,
-               connect: bool = False) -> int:
+               connect: bool = False, after: int | None = None) -> int:
     """Adds a node and returns its id.
 
     Args:
@@ -137,6 +137,7 @@ class MemoryGraph:
       created: when it happened (a step or a Unix time); default `time.time()`.
       connect: also add its shared-entity edges (`connect_by_entities`) in the same
         transaction.
+      after: also add the temporal edge `after` -> new node in the same transaction.
     """
     if not isinstance(record, Record):
       raise TypeError(f"record must be a Record, got {type(record).__name__}")
@@ -149,6 +150,8 @@ class MemoryGraph:
     created = time.time() if created is None else float(created)
     text = json.dumps(record.to_json(), ensure_ascii=False, sort_keys=True)
     with self._transaction("add_node") as conn:
+      if after is not None:
+        self._require_nodes(conn, [after])
       node_id = conn.execute(
           "INSERT INTO nodes (kind, record, created, salience) VALUES (?, ?, ?, ?)",
           (str(kind), text, created, salience)).lastrowid
@@ -156,6 +159,9 @@ class MemoryGraph:
                        [(node_id, e) for e in entity_set])
       if connect:
         self._connect_by_entities(conn, node_id)
+      if after is not None:
+        conn.execute("INSERT INTO edges (src, dst, type, weight) VALUES (?, ?, 'temporal', 1.0)",
+                     (int(after), node_id))
     return node_id
 
   def add_edge(self, src: int, dst: int, type: str, weight: float = 1.0) -> float:

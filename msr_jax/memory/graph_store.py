@@ -99,10 +99,25 @@ def _create(path: Path, busy_timeout_s: float) -> None:
       os.link(tmp, path)
     except FileExistsError:
       pass  # another process created it first; open theirs
+    except OSError:
+      _copy_exclusive(tmp, path)  # a filesystem without hard links
   finally:
     for suffix in ("", "-wal", "-shm"):
       with contextlib.suppress(FileNotFoundError):
         os.remove(f"{tmp}{suffix}")
+
+
+def _copy_exclusive(src: Path, dst: Path) -> None:
+  """Copies src to a new file dst, doing nothing if dst already exists. Unlike the hard
+  link, another opener may glimpse the partly written file and refuse it as truncated."""
+  try:
+    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+  except FileExistsError:
+    return
+  with os.fdopen(fd, "wb") as f:
+    f.write(src.read_bytes())
+    f.flush()
+    os.fsync(f.fileno())
 
 
 def _check_header(path: Path) -> None:
@@ -152,10 +167,13 @@ def open_connection(path: str | os.PathLike, busy_timeout_s: float = 30.0,
   path = Path(path).absolute()
   if not path.parent.is_dir():
     raise MemoryGraphError(f"{path}: folder {path.parent} does not exist")
-  if not path.exists():
-    with sqlite_errors(path, "creating the memory graph"):
-      _create(path, busy_timeout_s)
-  _check_header(path)
+  try:
+    if not path.exists():
+      with sqlite_errors(path, "creating the memory graph"):
+        _create(path, busy_timeout_s)
+    _check_header(path)
+  except OSError as e:
+    raise MemoryGraphError(f"{path}: cannot create or read the memory graph: {e}") from e
   conn = None
   try:
     with sqlite_errors(path, "opening the memory graph"):
