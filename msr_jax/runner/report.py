@@ -1,0 +1,118 @@
+"""`msr report RUN_DIR`: one section per experiment, verdicts with Holm correction, plots.
+
+The report reads `experiments.json` (the experiments as declared, with their
+pre-registered analysis) and the result store. It never changes a criterion; a
+prediction whose data does not support it is reported as such.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import numpy as np
+
+from msr_jax.runner import analysis, plots
+from msr_jax.runner.experiment import expand
+from msr_jax.runner.store import ResultStore, write_json_atomic
+
+
+def runs_by_arm(exp: dict, store: ResultStore) -> tuple[dict[str, list[dict]], list[str]]:
+  """Finished runs of each arm (by key, so shared runs count for every experiment)."""
+  grouped, problems = {}, []
+  for spec in expand(exp):
+    result = store.get(spec.key)
+    if result is None:
+      problems.append(f"{spec.arm} seed {spec.seed}: not run")
+    elif result.get("status") != "ok":
+      last = result.get("error", "").strip().splitlines()[-1:] or ["?"]
+      problems.append(f"{spec.arm} seed {spec.seed}: error: {last[0]}")
+    else:
+      grouped.setdefault(spec.arm, []).append(
+          {"spec": spec.to_json(), "output": result["output"]})
+  return grouped, problems
+
+
+def _fmt_metric(runs, metric) -> str:
+  try:
+    values = [analysis.metric_items(r["output"], metric).mean() for r in runs]
+  except (KeyError, ValueError):
+    return "-"
+  return f"{np.mean(values):.3f}" + (f" ± {np.std(values):.3f}" if len(values) > 1 else "")
+
+
+def _arm_table(grouped: dict, metrics: list[str]) -> list[str]:
+  lines = ["| arm | seeds | " + " | ".join(metrics) + " |",
+           "|---|---|" + "---|" * len(metrics)]
+  for arm, runs in grouped.items():
+    cells = [_fmt_metric(runs, m) for m in metrics]
+    lines.append(f"| {arm} | {len(runs)} | " + " | ".join(cells) + " |")
+  return lines
+
+
+def build_report(run_dir: str | pathlib.Path, num_resamples: int = 2000) -> dict:
+  run_dir = pathlib.Path(run_dir)
+  index = run_dir / "experiments.json"
+  if not index.exists():
+    raise FileNotFoundError(f"{index}: no experiments recorded; run `msr sweep` first")
+  experiments = json.loads(index.read_text())
+  store = ResultStore(run_dir)
+  plot_dir = run_dir / "plots"
+  plot_dir.mkdir(exist_ok=True)
+  sections, verdicts, primary_p, summary = [], {}, {}, {}
+  for exp in experiments:
+    grouped, problems = runs_by_arm(exp, store)
+    spec = exp.get("analysis", {})
+    criteria = [analysis.evaluate_criterion(c, grouped, num_resamples)
+                for c in spec.get("criteria", [])]
+    name = exp["name"]
+    verdicts[name] = analysis.verdict(criteria) if criteria else "no criterion"
+    for c in criteria:
+      if c.primary and exp["prediction"].startswith("P"):
+        primary_p[name] = c.p_value
+    section = [f"## {name} ({exp['prediction']}, {exp['scale']} scale)", ""]
+    if spec.get("claim"):
+      section += [f"**Claim.** {spec['claim']}", ""]
+    section += [f"Seeds: {exp['seeds']}. Arms: {len(exp['arms'])}. "
+                f"File: `{exp.get('file', '?')}`.", ""]
+    section += _arm_table(grouped, spec.get("report_metrics", []))
+    section += ["", "| criterion | kind | result | p (one-sided) | outcome |",
+                "|---|---|---|---|---|"]
+    for c in criteria:
+      section.append(f"| {c.name}{' (primary)' if c.primary else ''} | {c.kind} | "
+                     f"{c.detail} | {c.p_value:.4f} | {c.outcome} |")
+    for i, plot in enumerate(spec.get("plots", [])):
+      path = plot_dir / f"{name}_{i}_{plot['kind']}.png"
+      error = plots.draw(plot["kind"], grouped, plot, f"{name}: {plot['kind']}", path)
+      section.append("" if error is None else f"\n_{error}_")
+      if error is None:
+        section.append(f"![{plot['kind']}](plots/{path.name})")
+    if problems:
+      section += ["", "Runs missing from this section:"] + [f"- {p}" for p in problems]
+    sections.append((name, section))
+    summary[name] = {"prediction": exp["prediction"], "criteria": [
+        {"name": c.name, "outcome": c.outcome, "p": c.p_value, "detail": c.detail}
+        for c in criteria]}
+  final, adjusted = analysis.apply_holm(verdicts, primary_p)
+  lines = ["# msr-jax report", "",
+           "Verdicts follow the criteria declared in each experiment file before the runs. "
+           "Holm correction is applied across the primary tests of the predictions; a "
+           "'supported' prediction whose primary test does not survive it is reported "
+           "as inconclusive.", "",
+           "| experiment | prediction | verdict | primary p (Holm-adjusted) |", "|---|---|---|---|"]
+  for exp in experiments:
+    name = exp["name"]
+    p = adjusted.get(name)
+    lines.append(f"| {name} | {exp['prediction']} | {final[name]} | "
+                 f"{'-' if p is None else f'{p:.4f}'} |")
+  for _, section in sections:
+    lines += [""] + section
+  report_path = run_dir / "report.md"
+  tmp = report_path.with_suffix(".md.tmp")
+  tmp.write_text("\n".join(lines) + "\n")
+  tmp.replace(report_path)
+  for name in summary:
+    summary[name]["verdict"] = final[name]
+    summary[name]["holm_p"] = adjusted.get(name)
+  write_json_atomic(run_dir / "verdicts.json", summary)
+  return summary
