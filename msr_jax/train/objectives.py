@@ -1,0 +1,108 @@
+"""The two training objectives over a `Batch`: full backprop and context-frozen.
+
+Both compute the same quantity, the weighted cross-entropy of the decision targets given
+the context, with the same positions and the same attention pattern, so their loss values
+agree; they differ only in where gradients flow.
+
+- `full`: context and decision are concatenated per row (the decision written right after
+  each row's real context, at `context_lengths_B[b]`), one causal forward over C + D
+  tokens, and gradients flow through every position.
+- `context_frozen`: the context is prefilled into a KV cache with `stop_gradient`
+  parameters (optionally in chunks, so the prefill's attention scores are chunk x S
+  instead of C x S), then the decision tokens run forward on the cache with gradients.
+  The gradient reaches every weight through the decision positions only; nothing of the
+  context's activations is kept beyond the cache.
+
+Both return (sum of weighted token losses, sum of weights) so accumulation is exact.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from msr_jax.model import init_cache
+from msr_jax.model.cache import write_layer
+from msr_jax.model.config import ModelConfig
+from msr_jax.model.forward import forward
+from msr_jax.train.batch import Batch
+from msr_jax.train.losses import weighted_nll_sums
+
+MODES = ("full", "context_frozen")
+
+
+def decision_positions(batch: Batch) -> jnp.ndarray:
+  d = batch.inputs_BxD.shape[1]
+  return batch.context_lengths_B[:, None] + jnp.arange(d, dtype=jnp.int32)[None, :]
+
+
+def full_loss_sums(graphdef, params, batch: Batch):
+  """Full backprop over the concatenated sequence, loss on the decision targets."""
+  b, c = batch.context_BxC.shape
+  d = batch.inputs_BxD.shape[1]
+  padded_BxT = jnp.concatenate(
+      [batch.context_BxC, jnp.zeros((b, d), batch.context_BxC.dtype)], axis=1)
+  # write_layer is the cache's per-row writer; on B x T x 1 x 1 it places each row's
+  # decision right after that row's real context (padding after it is never attended to
+  # by a decision token: attention is causal).
+  sequence_BxT = write_layer(padded_BxT[:, :, None, None],
+                             batch.inputs_BxD[:, :, None, None].astype(padded_BxT.dtype),
+                             batch.context_lengths_B)[:, :, 0, 0]
+  logits_BxTxV, _ = forward(graphdef, params, sequence_BxT)
+  index_BxD = decision_positions(batch)
+  logits_BxDxV = jnp.take_along_axis(logits_BxTxV, index_BxD[:, :, None], axis=1)
+  return weighted_nll_sums(logits_BxDxV, batch.targets_BxD, batch.weights_BxD)
+
+
+def prefill_context(graphdef, params, batch: Batch, model_config: ModelConfig,
+                    chunk: int = 0):
+  """KV cache of the context under stop_gradient, capacity C + D.
+
+  With `chunk` > 0 (dividing C) the context is written `chunk` tokens at a time in a scan.
+  A row whose context ended in an earlier chunk gets padding written past its length,
+  which is not counted (num_valid 0), never attended to by its real tokens, and
+  overwritten by the next write, so the cache equals the one-shot prefill.
+  """
+  frozen = jax.lax.stop_gradient(params)
+  b, c = batch.context_BxC.shape
+  d = batch.inputs_BxD.shape[1]
+  cache = init_cache(model_config, b, c + d)
+  lengths_B = batch.context_lengths_B.astype(jnp.int32)
+  if chunk <= 0 or chunk >= c:
+    _, cache = forward(graphdef, frozen, batch.context_BxC, cache=cache, num_valid_B=lengths_B)
+    return jax.lax.stop_gradient(cache)
+  if c % chunk:
+    raise ValueError(f"prefill_chunk {chunk} must divide the context bucket {c}")
+  chunks_NxBxK = batch.context_BxC.reshape(b, c // chunk, chunk).transpose(1, 0, 2)
+  starts_N = jnp.arange(c // chunk, dtype=jnp.int32) * chunk
+
+  def body(cache, xs):
+    tokens_BxK, start = xs
+    valid_B = jnp.clip(lengths_B - start, 0, chunk)
+    _, cache = forward(graphdef, frozen, tokens_BxK, cache=cache, num_valid_B=valid_B)
+    return cache, None
+
+  cache, _ = jax.lax.scan(body, cache, (chunks_NxBxK, starts_N))
+  return jax.lax.stop_gradient(cache)
+
+
+def decision_loss_sums(graphdef, params, cache, batch: Batch):
+  """Decision forward on a prefilled cache, with gradients w.r.t. `params` only."""
+  logits_BxDxV, _ = forward(graphdef, params, batch.inputs_BxD, decision_positions(batch),
+                            cache=cache)
+  return weighted_nll_sums(logits_BxDxV, batch.targets_BxD, batch.weights_BxD)
+
+
+def context_frozen_loss_sums(graphdef, params, batch: Batch, model_config: ModelConfig,
+                             chunk: int = 0):
+  cache = prefill_context(graphdef, params, batch, model_config, chunk)
+  return decision_loss_sums(graphdef, params, cache, batch)
+
+
+def loss_sums(mode: str, graphdef, params, batch: Batch, model_config: ModelConfig,
+              chunk: int = 0):
+  if mode == "full":
+    return full_loss_sums(graphdef, params, batch)
+  if mode == "context_frozen":
+    return context_frozen_loss_sums(graphdef, params, batch, model_config, chunk)
+  raise ValueError(f"train mode: unknown {mode!r}, expected one of {MODES}")

@@ -1,0 +1,116 @@
+"""The pure train step: `step(state, batch) -> (state, metrics)`, full or context-frozen.
+
+Gradient accumulation is a `lax.scan` over micro-batches (a leading axis A on every batch
+array) that adds the weighted loss sums, the weight totals and the gradients of the sums,
+then divides once: the result equals one step on the concatenated batch (optax.MultiSteps
+would average per-micro-batch means, which weighs a micro-batch with 3 decision tokens as
+much as one with 300, and would spread one update over A calls of the step).
+
+A non-finite loss or gradient norm skips the update: parameters and optimizer state come
+back unchanged, `num_skipped` grows by one and `metrics["skipped"]` is 1.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from msr_jax.model.config import ModelConfig
+from msr_jax.model.sharding import DATA, tree_shardings
+from msr_jax.train import drift
+from msr_jax.train.batch import Batch
+from msr_jax.train.objectives import MODES, loss_sums
+from msr_jax.train.state import TrainState
+
+
+def make_train_step(graphdef, model_config: ModelConfig, tx: optax.GradientTransformation,
+                    mode: str = "context_frozen", micro_batches: int = 1,
+                    prefill_chunk: int = 0, monitor_drift: bool = True) -> Callable:
+  """Returns the (unjitted) step function; see `jit_train_step`."""
+  if mode not in MODES:
+    raise ValueError(f"train mode: unknown {mode!r}, expected one of {MODES}")
+
+  def sums_and_grads(params, batch: Batch):
+    def objective(p):
+      total, weight = loss_sums(mode, graphdef, p, batch, model_config, prefill_chunk)
+      return total, weight
+    (total, weight), grads = jax.value_and_grad(objective, has_aux=True)(params)
+    return total, weight, grads
+
+  def accumulate(params, batch: Batch):
+    if micro_batches == 1:
+      return sums_and_grads(params, batch)
+    zeros = jax.tree_util.tree_map(lambda p: jnp.zeros(p.shape, jnp.float32), params)
+    init = (jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32), zeros)
+
+    def body(carry, micro: Batch):
+      total, weight, grads = sums_and_grads(params, micro)
+      acc_total, acc_weight, acc_grads = carry
+      acc_grads = jax.tree_util.tree_map(lambda a, g: a + g.astype(jnp.float32),
+                                         acc_grads, grads)
+      return (acc_total + total, acc_weight + weight, acc_grads), None
+
+    (total, weight, grads), _ = jax.lax.scan(body, init, batch)
+    grads = jax.tree_util.tree_map(lambda g, p: g.astype(p.dtype), grads, params)
+    return total, weight, grads
+
+  def step(state: TrainState, batch: Batch):
+    total, weight, grad_sums = accumulate(state.params, batch)
+    denom = jnp.maximum(weight, jnp.finfo(jnp.float32).tiny)
+    loss = total / denom
+    grads = jax.tree_util.tree_map(lambda g: g / denom.astype(g.dtype), grad_sums)
+    grad_norm = optax.tree.norm(grads)
+    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    # Zeroed gradients keep NaNs out of the optimizer's arithmetic; its result is then
+    # discarded anyway when the step is skipped.
+    safe_grads = jax.tree_util.tree_map(lambda g: jnp.where(finite, g, 0), grads)
+    updates, new_opt_state = tx.update(safe_grads, state.opt_state, state.params)
+    new_params = optax.apply_updates(state.params, updates)
+    keep = lambda new, old: jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o),
+                                                   new, old)
+    new_params = keep(new_params, state.params)
+    new_opt_state = keep(new_opt_state, state.opt_state)
+    rng, _ = jax.random.split(jax.random.wrap_key_data(state.rng))
+    skipped = (~finite).astype(jnp.int32)
+    new_state = TrainState(step=state.step + 1, params=new_params, opt_state=new_opt_state,
+                           rng=jax.random.key_data(rng), ref_params=state.ref_params,
+                           num_skipped=state.num_skipped + skipped)
+    metrics = {"loss": loss, "weight": weight, "grad_norm": grad_norm, "skipped": skipped,
+               "num_skipped": new_state.num_skipped}
+    if monitor_drift:
+      metrics.update(drift.drift_metrics(new_params, state.ref_params, state.params))
+    return new_state, metrics
+
+  return step
+
+
+def batch_shardings(batch: Batch, mesh: Mesh, micro_batches: int = 1) -> Batch:
+  """Rows split over the mesh's "data" axis (after the micro-batch axis, if any)."""
+  lead = (None,) if micro_batches > 1 else ()
+  def one(x):
+    rest = [None] * (jnp.ndim(x) - len(lead) - 1)
+    return NamedSharding(mesh, PartitionSpec(*lead, DATA, *rest))
+  return jax.tree_util.tree_map(one, batch)
+
+
+def jit_train_step(step: Callable, state: TrainState, mesh: Mesh | None = None,
+                   batch: Batch | None = None, micro_batches: int = 1, donate: bool = True):
+  """jits `step`; with a mesh, the state is sharded by the path rules (parameters and
+  optimizer state over "fsdp") and the batch rows over "data". Returns (jitted, state
+  placed on the mesh)."""
+  donate_argnums = (0,) if donate else ()
+  if mesh is None:
+    return jax.jit(step, donate_argnums=donate_argnums), state
+  if batch is None:
+    raise ValueError("jit_train_step: pass an example batch with a mesh (for its shardings)")
+  state_shardings = tree_shardings(state, mesh)
+  state = jax.device_put(state, state_shardings)
+  replicated = NamedSharding(mesh, PartitionSpec())
+  jitted = jax.jit(step, donate_argnums=donate_argnums,
+                   in_shardings=(state_shardings, batch_shardings(batch, mesh, micro_batches)),
+                   out_shardings=(state_shardings, replicated))
+  return jitted, state
