@@ -18,21 +18,23 @@ def mlp_loss(params, x_NxI, y_NxO):
 
 
 def mlp_problem(dtype):
-  k = jax.random.split(jax.random.key(0), 4)
+  # numpy draws: eager jax.random calls would each compile a small program.
+  rng = np.random.default_rng(0)
   params = {  # 4*6 + 6 + 6*2 + 2 = 44 parameters.
-      "w1": jax.random.normal(k[0], (4, 6), dtype),
-      "b1": jnp.zeros((6,), dtype),
-      "w2": 0.5 * jax.random.normal(k[1], (6, 2), dtype),
-      "b2": jnp.zeros((2,), dtype),
+      "w1": rng.normal(size=(4, 6)),
+      "b1": np.zeros(6),
+      "w2": 0.5 * rng.normal(size=(6, 2)),
+      "b2": np.zeros(2),
   }
-  x_NxI = jax.random.normal(k[2], (16, 4), dtype)
-  y_NxO = jax.random.normal(k[3], (16, 2), dtype)
-  return params, (x_NxI, y_NxO)
+  x_NxI, y_NxO = rng.normal(size=(16, 4)), rng.normal(size=(16, 2))
+  cast = lambda t: jax.tree.map(lambda a: jnp.asarray(a, dtype), t)
+  return cast(params), cast((x_NxI, y_NxO))
 
 
 def full_hessian(loss_fn, params, loss_args):
   flat, unravel = jax.flatten_util.ravel_pytree(params)
-  return np.asarray(jax.hessian(lambda f: loss_fn(unravel(f), *loss_args))(flat))
+  hess = jax.jit(jax.hessian(lambda f, args: loss_fn(unravel(f), *args)))
+  return np.asarray(hess(flat, loss_args))
 
 
 def quadratic_loss(params, a_PxP):
@@ -58,8 +60,7 @@ def flat(tree):
 def test_hvp_matches_full_hessian_times_vector():
   with jax.enable_x64(True):
     params, args = mlp_problem(jnp.float64)
-    v = jax.tree.map(lambda p: jnp.cos(jnp.arange(p.size, dtype=p.dtype).reshape(p.shape)),
-                     params)
+    v = jax.tree.map(lambda p: np.cos(np.arange(p.size).reshape(p.shape)), params)
     hv = sharpness.hvp(mlp_loss, params, v, loss_args=args)
     np.testing.assert_allclose(flat(hv), full_hessian(mlp_loss, params, args) @ flat(v),
                                rtol=1e-10, atol=1e-12)
