@@ -2,10 +2,10 @@
 
 from msr_jax.optim.alias import apollo
 from msr_jax.optim.alias import apollo_mini
-from msr_jax.optim.apollo import gaussian_projection
-from msr_jax.optim.apollo import projection_key
-from msr_jax.optim.apollo import scale_by_apollo
-from msr_jax.optim.apollo import ScaleByApolloState
+from msr_jax.optim.apollo_scaling import gaussian_projection
+from msr_jax.optim.apollo_scaling import projection_key
+from msr_jax.optim.apollo_scaling import scale_by_apollo
+from msr_jax.optim.apollo_scaling import ScaleByApolloState
 from msr_jax.optim.labels import default_label_fn
 from msr_jax.optim.labels import path_label_fn
 from msr_jax.optim.labels import path_to_str

@@ -7,7 +7,7 @@ from typing import Any, Callable, Optional
 import jax
 import optax
 
-from msr_jax.optim import apollo as apollo_lib
+from msr_jax.optim import apollo_scaling as apollo_lib
 from msr_jax.optim import labels
 from msr_jax.optim import layout
 
