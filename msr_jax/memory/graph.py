@@ -297,7 +297,11 @@ class MemoryGraph:
         raise ValueError(f"type_weights: unknown edge type {t!r}; known: {EDGE_TYPES}")
       tw[t] = _check_weight(f"type_weights[{t!r}]", w, positive=False)
 
+    cache: dict[int, list[tuple[int, float]]] = {}  # valid: the caller holds one snapshot
+
     def scores(node_id: int) -> list[tuple[int, float]]:
+      if node_id in cache:
+        return cache[node_id]
       rows = conn.execute(
           "SELECT e.dst, e.type, e.weight, n.salience FROM edges e JOIN nodes n ON n.id = e.dst "
           "WHERE e.src = ?1 UNION ALL "
@@ -306,7 +310,8 @@ class MemoryGraph:
       out: dict[int, float] = {}
       for other, type_, weight, salience in rows:  # sorted, so the sums are reproducible
         out[other] = out.get(other, 0.0) + tw[type_] * weight * salience
-      return list(out.items())
+      cache[node_id] = list(out.items())
+      return cache[node_id]
     return scores
 
   def random_walk(self, start: int, length: int, restart_prob: float = 0.0,
