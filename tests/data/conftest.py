@@ -10,7 +10,8 @@ from transformers import PreTrainedTokenizerFast
 from msr_jax.data.records import Message, Record
 
 SPECIAL = ["<pad>", "<unk>", "<|im_start|>", "<|im_end|>", "<system>", "<user>",
-           "<assistant>", "<eot>", "<bos>"]
+           "<assistant>", "<eot>", "<bos>", "<|begin_of_text|>", "<|start_header_id|>",
+           "<|end_header_id|>", "<|eot_id|>"]
 WORDS = ["system", "user", "assistant", "you", "are", "kind", "may", "i", "borrow", "the",
          "ladder", "lend", "refuse", "wait", "because", "storm", "is", "coming", "thanks",
          "and", "umbrella", "a", "?", ".", ",", "it", "sunny"]
@@ -19,6 +20,20 @@ CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }
 # Llama 3 style: trims every content, end-of-turn token directly after it.
 TRIMMING = ("<bos>{% for m in messages %}<|im_start|>{{ m['role'] }}\n\n"
             "{{ m['content'] | trim }}<eot>{% endfor %}")
+
+
+# Verbatim from real checkpoints: SmolLM2-Instruct (ChatML that injects a default system
+# prompt) and Meta-Llama-3-Instruct (bos, headers, trimmed content, <|eot_id|>).
+SMOLLM2 = ("{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+           "{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by "
+           "Hugging Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + "
+           "message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}"
+           "{{ '<|im_start|>assistant\n' }}{% endif %}")
+LLAMA3 = ("{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = "
+          "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] "
+          "| trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}"
+          "{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ "
+          "'<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}")
 
 
 def word_level_tokenizer() -> tokenizers.Tokenizer:
@@ -43,7 +58,8 @@ def byte_bpe_tokenizer() -> tokenizers.Tokenizer:
 
 
 def hf_tokenizer(tok: tokenizers.Tokenizer, template: str) -> PreTrainedTokenizerFast:
-  hf = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>")
+  hf = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>",
+                               bos_token="<|begin_of_text|>")
   hf.chat_template = template
   return hf
 

@@ -7,7 +7,7 @@ from msr_jax.data.chat_template import ChatTemplateAdapter
 from msr_jax.data.plain_template import PlainTemplateAdapter
 from msr_jax.data.records import Message, Record
 from msr_jax.data.tokenize import TokenizationError, tokenize_record
-from tests.data.conftest import (CHATML, TRIMMING, byte_bpe_tokenizer, conversation,
+from tests.data.conftest import (CHATML, LLAMA3, SMOLLM2, TRIMMING, byte_bpe_tokenizer, conversation,
                                  hf_tokenizer, word_level_tokenizer)
 
 
@@ -79,7 +79,8 @@ def _check_chat_spans(out, record, adapter, eot_text):
   np.testing.assert_array_equal(out.decision_mask, expected_mask)
   # The context of every decision ends with the template's assistant header.
   for span in out.spans:
-    assert tokenizer.decode(out.tokens[:span.start].tolist()).rstrip().endswith("assistant")
+    context = tokenizer.decode(out.tokens[:span.start].tolist()).rstrip()
+    assert context.removesuffix("<|end_header_id|>").endswith("assistant"), context
 
 
 @pytest.mark.parametrize("decisions", [None, (2,), (4,)])
@@ -96,14 +97,19 @@ def test_chatml_word_level_mask_is_content_plus_im_end(decisions):
   _check_chat_spans(out, record, adapter, "<|im_end|>")
 
 
-@pytest.mark.parametrize("template", [CHATML, TRIMMING])
+EOT_OF = {CHATML: "<|im_end|>", TRIMMING: "<eot>", SMOLLM2: "<|im_end|>", LLAMA3: "<|eot_id|>"}
+
+
+@pytest.mark.parametrize("template", list(EOT_OF), ids=["chatml", "trim", "smollm2", "llama3"])
 @pytest.mark.parametrize("end_of_turn", ["auto", None])
-def test_byte_bpe_with_trimming_and_whitespace(template, end_of_turn):
+@pytest.mark.parametrize("with_system", [True, False])
+def test_byte_bpe_with_real_templates(template, end_of_turn, with_system):
   adapter = ChatTemplateAdapter(hf_tokenizer(byte_bpe_tokenizer(), template), end_of_turn=end_of_turn)
   record = conversation()
+  if not with_system:  # SmolLM2 then prints its own system prompt
+    record = Record(record.id, record.messages[1:], source=record.source)
   out = tokenize_record(record, adapter)
-  eot = {CHATML: "<|im_end|>", TRIMMING: "<eot>"}[template] if end_of_turn else None
-  _check_chat_spans(out, record, adapter, eot)
+  _check_chat_spans(out, record, adapter, EOT_OF[template] if end_of_turn else None)
 
 
 def test_end_of_turn_only_when_it_follows_the_content_directly():
