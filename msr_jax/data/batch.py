@@ -30,7 +30,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from msr_jax.data.segment import Example
+from msr_jax.data.segmentation import Example
 
 
 def bucket_length(n: int, buckets: Sequence[int]) -> int:

@@ -14,8 +14,8 @@ import os
 from typing import Sequence
 
 from msr_jax.data.jsonl import ReadReport, RecordError, read_records
-from msr_jax.data.segment import Example, SegmentStats, segment
-from msr_jax.data.tokenize import TokenizationError, TokenizerAdapter, tokenize_record
+from msr_jax.data.segmentation import Example, SegmentStats, segment
+from msr_jax.data.tokenization import TokenizationError, TokenizerAdapter, tokenize_record
 from msr_jax.data.validate import Problem
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from msr_jax.data.batch import bucket_length, iterate_batches, make_batch, pow2_buckets
-from msr_jax.data.segment import Example
+from msr_jax.data.segmentation import Example
 
 PAD = 0
 

@@ -6,7 +6,7 @@ import pytest
 from msr_jax.data.chat_template import ChatTemplateAdapter
 from msr_jax.data.plain_template import PlainTemplateAdapter
 from msr_jax.data.records import Message, Record
-from msr_jax.data.tokenize import TokenizationError, tokenize_record
+from msr_jax.data.tokenization import TokenizationError, tokenize_record
 from tests.data.conftest import (CHATML, LLAMA3, SMOLLM2, TRIMMING, byte_bpe_tokenizer, conversation,
                                  hf_tokenizer, word_level_tokenizer)
 
@@ -164,3 +164,14 @@ def test_content_that_matches_template_text_is_located_by_structure():
 def test_missing_template_is_an_error():
   with pytest.raises(ValueError, match="chat_template"):
     ChatTemplateAdapter(hf_tokenizer(word_level_tokenizer(), None))
+
+
+@pytest.mark.parametrize("record,match", [
+    (Record("v", (Message("user", "may i"), Message("assistant", "lend")), source="x", decisions=(0,)),
+     r"decisions\[0\]: index 0 points at a 'user' turn"),
+    (Record("v", (Message("user", "may i"),), source="x"), "no turn to train on"),
+    (Record("v", (Message("assistant", "lend"),), source="x", weight=float("inf")), "weight"),
+])
+def test_records_built_in_code_are_validated(word_tok, record, match):
+  with pytest.raises(TokenizationError, match=rf"^record 'v': invalid: .*{match}"):
+    tokenize_record(record, PlainTemplateAdapter(word_tok))

@@ -15,6 +15,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from msr_jax.data.records import Message, Record
+from msr_jax.data.validate import check_record_json
 
 
 class TokenizationError(ValueError):
@@ -64,7 +65,14 @@ class TokenizedRecord:
 
 
 def tokenize_record(record: Record, adapter: TokenizerAdapter) -> TokenizedRecord:
-  """Tokenizes `record` and marks the tokens of its decision turns."""
+  """Tokenizes `record` and marks the tokens of its decision turns.
+
+  The record is validated first (the same checks as reading JSONL), because records built
+  in code (Townworld, dreams) never pass through `read_records`.
+  """
+  problems = check_record_json(record.to_json())
+  if problems:
+    raise TokenizationError(f"record {record.id!r}: invalid: " + "; ".join(map(str, problems)))
   turns = tuple(sorted(record.decision_indices()))
   try:
     encoding = adapter.encode(record.messages, turns)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from msr_jax.data.plain_template import PlainTemplateAdapter
-from msr_jax.data.segment import SegmentStats, segment, segment_all
-from msr_jax.data.tokenize import tokenize_record
+from msr_jax.data.segmentation import SegmentStats, segment, segment_all
+from msr_jax.data.tokenization import tokenize_record
 from tests.data.conftest import conversation
 
 
@@ -36,7 +36,7 @@ def test_long_contexts_are_cut_from_the_left_and_counted(tokenized, caplog):
   full = segment(tokenized, max_context_tokens=1000)
   limit = len(full[0].context_tokens) - 3  # cuts both examples
   stats = SegmentStats()
-  with caplog.at_level(logging.DEBUG, logger="msr_jax.data.segment"):
+  with caplog.at_level(logging.DEBUG, logger="msr_jax.data.segmentation"):
     cut = segment(tokenized, max_context_tokens=limit, stats=stats)
   for before, after in zip(full, cut):
     dropped = len(before.context_tokens) - limit
@@ -56,7 +56,7 @@ def test_keep_first_keeps_the_bos(tokenized):
 
 
 def test_segment_all_accumulates_and_logs_a_summary(tokenized, caplog):
-  with caplog.at_level(logging.INFO, logger="msr_jax.data.segment"):
+  with caplog.at_level(logging.INFO, logger="msr_jax.data.segmentation"):
     examples, stats = segment_all([tokenized, tokenized], max_context_tokens=5)
   assert len(examples) == stats.examples == 4 and stats.records == 2
   assert stats.examples_cut == 4
