@@ -11,5 +11,5 @@ from msr_jax.data.pipeline import PrepareReport, load_examples
 from msr_jax.data.plain_template import PlainTemplateAdapter
 from msr_jax.data.records import Message, Record
 from msr_jax.data.segmentation import Example, SegmentStats, segment, segment_all
-from msr_jax.data.tokenization import (TokenizationError, TokenizedRecord, TokenizerAdapter,
+from msr_jax.data.tokenize import (TokenizationError, TokenizedRecord, TokenizerAdapter,
                                    TurnSpan, tokenize_record)

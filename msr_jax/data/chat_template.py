@@ -27,7 +27,7 @@ from typing import Sequence
 import numpy as np
 
 from msr_jax.data.records import Message
-from msr_jax.data.tokenization import Encoding, TokenizationError, TurnSpan
+from msr_jax.data.tokenize import Encoding, TokenizationError, TurnSpan
 
 
 def _candidates(content: str) -> list[str]:

@@ -15,7 +15,7 @@ from typing import Sequence
 
 from msr_jax.data.jsonl import ReadReport, RecordError, read_records
 from msr_jax.data.segmentation import Example, SegmentStats, segment
-from msr_jax.data.tokenization import TokenizationError, TokenizerAdapter, tokenize_record
+from msr_jax.data.tokenize import TokenizationError, TokenizerAdapter, tokenize_record
 from msr_jax.data.validate import Problem
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ import numpy as np
 import tokenizers
 
 from msr_jax.data.records import ROLES, Message
-from msr_jax.data.tokenization import Encoding, TokenizationError, TurnSpan
+from msr_jax.data.tokenize import Encoding, TokenizationError, TurnSpan
 
 DEFAULT_ROLE_MARKERS = {"system": "<system>", "user": "<user>", "assistant": "<assistant>"}
 

@@ -18,7 +18,7 @@ from typing import Iterable
 
 import numpy as np
 
-from msr_jax.data.tokenization import TokenizedRecord
+from msr_jax.data.tokenize import TokenizedRecord
 
 log = logging.getLogger(__name__)
 

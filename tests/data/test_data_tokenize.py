@@ -6,7 +6,7 @@ import pytest
 from msr_jax.data.chat_template import ChatTemplateAdapter
 from msr_jax.data.plain_template import PlainTemplateAdapter
 from msr_jax.data.records import Message, Record
-from msr_jax.data.tokenization import TokenizationError, tokenize_record
+from msr_jax.data.tokenize import TokenizationError, tokenize_record
 from tests.data.conftest import (CHATML, LLAMA3, SMOLLM2, TRIMMING, byte_bpe_tokenizer, conversation,
                                  hf_tokenizer, word_level_tokenizer)
 
