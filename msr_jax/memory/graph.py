@@ -148,7 +148,13 @@ class MemoryGraph:
       raise ValueError(f"every entity must be a non-empty string, got {entity_set}")
     salience = _check_weight("salience", salience, positive=False)
     created = time.time() if created is None else float(created)
-    text = json.dumps(record.to_json(), ensure_ascii=False, sort_keys=True)
+    # Refuse now what could not be read back later.
+    obj = record.to_json()
+    record_from_json(obj, where=f"add_node(record {record.id!r})")
+    try:
+      text = json.dumps(obj, ensure_ascii=False, sort_keys=True)
+    except TypeError as e:
+      raise ValueError(f"add_node(record {record.id!r}): not JSON-serialisable: {e}") from e
     with self._transaction("add_node") as conn:
       if after is not None:
         self._require_nodes(conn, [after])

@@ -37,6 +37,14 @@ def test_node_round_trip_and_counters(graph):
     graph.node(99)
 
 
+def test_records_that_could_not_be_read_back_are_refused(graph):
+  with pytest.raises(ValueError, match="messages\\[0\\].role"):
+    graph.add_node(Record(id="bad", messages=(Message("robot", "beep"),)))
+  with pytest.raises(ValueError, match="not JSON-serialisable"):
+    graph.add_node(Record(id="bad", messages=(), meta={"when": object()}))
+  assert graph.num_nodes() == 0
+
+
 def test_edges_accumulate_and_symmetric_types_are_canonical(graph):
   a, b = graph.add_node(_record(0)), graph.add_node(_record(1))
   assert graph.add_edge(b, a, "cooccurrence", 0.5) == 0.5

@@ -122,7 +122,7 @@ def test_corrupt_record_json_names_the_node(tmp_path):
   path = tmp_path / "memory.sqlite"
   _build(path, n=3)
   conn = sqlite3.connect(path)
-  conn.execute("UPDATE nodes SET record = '{\"id\": 5, \"messages\": []}' WHERE id = 2")
+  conn.execute("UPDATE nodes SET record = '{\"id\": 5, \"messages\": [], \"source\": \"x\"}' WHERE id = 2")
   conn.commit()
   conn.close()
   with MemoryGraph.open(path) as g:

@@ -24,11 +24,15 @@ def test_round_trip_through_json_text():
     ([], "expected a JSON object"),
     ({"messages": []}, "missing field 'id'"),
     ({"id": "a", "messages": [], "extra": 1}, "unknown field"),
-    ({"id": "a", "messages": [{"role": "bot", "content": "x"}]}, "messages\\[0\\].role"),
-    ({"id": "a", "messages": [{"role": "user"}]}, "messages\\[0\\] must be an object"),
-    ({"id": "a", "messages": [{"role": "user", "content": "x"}], "decisions": [0]},
-     "not the index of an assistant"),
-    ({"id": "a", "messages": [], "weight": "1"}, "'weight' must be a finite number"),
+    ({"id": "a", "messages": []}, "missing field 'source'"),
+    ({"id": "a", "source": "s", "messages": [{"role": "bot", "content": "x"}]},
+     "messages\\[0\\].role"),
+    ({"id": "a", "source": "s", "messages": [{"role": "user"}]},
+     "messages\\[0\\] must be an object"),
+    ({"id": "a", "source": "s", "messages": [{"role": "user", "content": "x"}],
+      "decisions": [0]}, "not the index of an assistant"),
+    ({"id": "a", "source": "s", "messages": [], "weight": "1"},
+     "'weight' must be a finite number"),
 ])
 def test_bad_fields_are_named(obj, message):
   with pytest.raises(ValueError, match=f"node 7: .*{message}"):
