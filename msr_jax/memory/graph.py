@@ -22,6 +22,7 @@ import math
 import os
 import sqlite3
 import time
+from pathlib import Path
 from typing import Iterable, Iterator, Mapping
 
 import numpy as np
@@ -66,7 +67,7 @@ def _check_weight(name: str, value: float, positive: bool) -> float:
 class MemoryGraph:
   """A memory graph stored in one SQLite file. Use `MemoryGraph.open(path)`."""
 
-  def __init__(self, path, conn: sqlite3.Connection):
+  def __init__(self, path: Path, conn: sqlite3.Connection):
     self._path, self._conn = path, conn
 
   @classmethod
@@ -80,7 +81,7 @@ class MemoryGraph:
     return cls(*open_connection(path, busy_timeout_s=busy_timeout_s, check=check))
 
   @property
-  def path(self):
+  def path(self) -> Path:
     return self._path
 
   def close(self) -> None:
@@ -148,6 +149,8 @@ class MemoryGraph:
       raise ValueError(f"every entity must be a non-empty string, got {entity_set}")
     salience = _check_weight("salience", salience, positive=False)
     created = time.time() if created is None else float(created)
+    if not math.isfinite(created):
+      raise ValueError(f"created must be finite, got {created}")
     # Refuse now what could not be read back later.
     obj = record.to_json()
     record_from_json(obj, where=f"add_node(record {record.id!r})")
