@@ -66,11 +66,19 @@ def test_hvp_matches_full_hessian_times_vector():
                                rtol=1e-10, atol=1e-12)
 
 
-def test_power_iteration_matches_eigvalsh_of_mlp_hessian():
+@pytest.fixture(scope="module")
+def mlp_eigs():
+  """The float64 MLP problem and its Hessian's eigenvalue of largest magnitude."""
   with jax.enable_x64(True):
     params, args = mlp_problem(jnp.float64)
     eigs = np.linalg.eigvalsh(full_hessian(mlp_loss, params, args))
-    top = eigs[np.argmax(np.abs(eigs))]
+  return eigs[np.argmax(np.abs(eigs))]
+
+
+def test_power_iteration_matches_eigvalsh_of_mlp_hessian(mlp_eigs):
+  top = mlp_eigs
+  with jax.enable_x64(True):
+    params, args = mlp_problem(jnp.float64)
     res = sharpness.top_hessian_eigenvalue(mlp_loss, params, jax.random.key(1),
                                            max_iters=500, tol=1e-12, loss_args=args)
     assert int(res.num_iters) < 500  # converged by the tolerance, not the cap
@@ -81,19 +89,15 @@ def test_power_iteration_matches_eigvalsh_of_mlp_hessian():
     np.testing.assert_allclose(hv, top * v, atol=1e-4 * abs(top))
 
 
-def test_power_iteration_defaults_on_float32_mlp():
+def test_power_iteration_defaults_on_float32_mlp(mlp_eigs):
   params, args = mlp_problem(jnp.float32)
-  with jax.enable_x64(True):
-    eigs = np.linalg.eigvalsh(full_hessian(
-        mlp_loss, jax.tree.map(lambda p: p.astype(jnp.float64), params),
-        jax.tree.map(lambda a: a.astype(jnp.float64), args)))
   res = sharpness.top_hessian_eigenvalue(mlp_loss, params, jax.random.key(1), loss_args=args)
   assert res.eigenvalue.dtype == jnp.float32
   assert 2 < int(res.num_iters) <= 30
   # lambda_2 / lambda_1 = 0.93 here, so PyHessian's relative-change stop (1e-3) lands
   # about 0.9% short of lambda_max (measured: 8 iterations, -0.87%); the 500-iteration
   # test above pins the exact value.
-  np.testing.assert_allclose(float(res.eigenvalue), eigs[np.argmax(np.abs(eigs))], rtol=1e-2)
+  np.testing.assert_allclose(float(res.eigenvalue), mlp_eigs, rtol=1e-2)
 
 
 def test_power_iteration_stops_early_on_a_separated_spectrum():

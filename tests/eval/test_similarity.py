@@ -123,9 +123,9 @@ def tiny_model():
       hidden_size=32, intermediate_size=64, num_layers=2, num_heads=2, num_kv_heads=2,
       head_dim=16)
   graphdef, params = nnx.split(Decoder(config, rngs=nnx.Rngs(0)), nnx.Param)
-  noise = jax.tree.map(lambda p: 0.3 * jax.random.normal(jax.random.key(1), p.shape, p.dtype),
-                       params)
-  moved = jax.tree.map(jnp.add, params, noise)
+  perturb = jax.jit(lambda ps: jax.tree.map(
+      lambda p: p + 0.3 * jax.random.normal(jax.random.key(1), p.shape, p.dtype), ps))
+  moved = perturb(params)
   tokens = jax.random.randint(jax.random.key(2), (2, 9), 0, 64)
   mask = np.zeros((2, 9), bool)
   mask[0, :6] = mask[1, :4] = True
@@ -138,8 +138,9 @@ def test_hidden_states_shape_and_model_kl(tiny_model):
   assert hidden.shape == (config.num_layers, 2, 9, config.hidden_size)
   assert float(similarity.model_kl_to_base(graphdef, params, params, tokens, mask)) == 0.0
   kl = float(similarity.model_kl_to_base(graphdef, params, moved, tokens, mask))
-  expected = similarity.kl_to_base(forward(graphdef, params, tokens)[0],
-                                   forward(graphdef, moved, tokens)[0], mask)
+  fwd = jax.jit(forward, static_argnums=0)
+  expected = similarity.kl_to_base(fwd(graphdef, params, tokens)[0],
+                                   fwd(graphdef, moved, tokens)[0], mask)
   assert kl > 0
   np.testing.assert_allclose(kl, float(expected), rtol=1e-5)
 
