@@ -95,7 +95,8 @@ class ChatTemplateAdapter:
       last = k == len(turns) - 1
       for cand in _candidates(messages[turn].content):
         end = pos + len(cand)
-        if full.startswith(cand, pos) and (full[end:] == after if last else full.startswith(after, end)):
+        rest_matches = full[end:] == after if last else full.startswith(after, end)
+        if full.startswith(cand, pos) and rest_matches:
           break
       else:
         raise TokenizationError(

@@ -75,7 +75,8 @@ def _parse_line(raw: bytes) -> tuple[object | None, list[Problem]]:
     return None, [Problem("<json>", f"bad JSON: {e.msg} at column {e.colno}")]
 
 
-def read_records(path: str | os.PathLike, on_error: str = "raise") -> tuple[list[Record], ReadReport]:
+def read_records(path: str | os.PathLike,
+                 on_error: str = "raise") -> tuple[list[Record], ReadReport]:
   """Reads a JSONL file of records; returns the records and a report.
 
   Args:
@@ -105,7 +106,8 @@ def read_records(path: str | os.PathLike, on_error: str = "raise") -> tuple[list
     if not problems:
       problems = check_record_json(obj)
     if not problems and obj["id"] in first_line_of_id:
-      problems = [Problem("id", f"duplicate id {obj['id']!r} (first on line {first_line_of_id[obj['id']]})")]
+      first = first_line_of_id[obj["id"]]
+      problems = [Problem("id", f"duplicate id {obj['id']!r} (first on line {first})")]
     if problems:
       if on_error == "raise":
         raise RecordError(path, number, problems)

@@ -39,7 +39,8 @@ class MixtureSampler:
                seed: int):
     unknown = sorted(set(weights) - set(sources))
     if unknown:
-      raise ValueError(f"weights name sources that do not exist: {unknown} (have {sorted(sources)})")
+      raise ValueError(f"weights name sources that do not exist: {unknown} "
+                       f"(have {sorted(sources)})")
     unweighted = sorted(set(sources) - set(weights))
     if unweighted:
       raise ValueError(f"sources without a weight: {unweighted}")
@@ -180,7 +181,8 @@ def build_mixture(config, sources: Mapping[str, Sequence[Any]]) -> MixtureSample
   elif data.mixture == "narrow":
     name = data.narrow_source
     if name not in sources:
-      raise ValueError(f"config.data.narrow_source={name!r} has no examples (have {sorted(sources)})")
+      raise ValueError(f"config.data.narrow_source={name!r} has no examples "
+                       f"(have {sorted(sources)})")
     weights, chosen = {name: 1.0}, {name: sources[name]}
   else:
     raise ValueError(f"config.data.mixture must be 'diverse' or 'narrow', got {data.mixture!r}")

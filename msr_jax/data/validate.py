@@ -41,11 +41,13 @@ def _check_messages(messages: Any) -> list[Problem]:
       continue
     for key in message:
       if key not in MESSAGE_FIELDS:
-        problems.append(Problem(f"{name}.{key}", f"unknown field (known: {list(MESSAGE_FIELDS)})"))
+        problems.append(Problem(f"{name}.{key}",
+                                f"unknown field (known: {list(MESSAGE_FIELDS)})"))
     if "role" not in message:
       problems.append(Problem(f"{name}.role", "missing"))
     elif message["role"] not in ROLES:
-      problems.append(Problem(f"{name}.role", f"unknown role {message['role']!r} (known: {list(ROLES)})"))
+      problems.append(Problem(f"{name}.role",
+                              f"unknown role {message['role']!r} (known: {list(ROLES)})"))
     if "content" not in message:
       problems.append(Problem(f"{name}.content", "missing"))
     elif not isinstance(message["content"], str):
@@ -60,7 +62,8 @@ def _roles(messages: list) -> list[str | None]:
 
 def _check_decisions(decisions: Any, messages: list) -> list[Problem]:
   if not isinstance(decisions, list):
-    return [Problem("decisions", f"must be a list of message indices, got {type(decisions).__name__}")]
+    return [Problem("decisions",
+                    f"must be a list of message indices, got {type(decisions).__name__}")]
   roles = _roles(messages)
   problems, seen = [], set()
   for k, index in enumerate(decisions):
@@ -70,7 +73,8 @@ def _check_decisions(decisions: Any, messages: list) -> list[Problem]:
     elif not 0 <= index < len(messages):
       problems.append(Problem(name, f"index {index} out of range for {len(messages)} messages"))
     elif roles[index] != "assistant":
-      problems.append(Problem(name, f"index {index} points at a {roles[index]!r} turn, not an assistant turn"))
+      problems.append(Problem(
+          name, f"index {index} points at a {roles[index]!r} turn, not an assistant turn"))
     elif index in seen:
       problems.append(Problem(name, f"index {index} listed twice"))
     else:
@@ -96,7 +100,8 @@ def check_record_json(obj: Any) -> list[Problem]:
   """All problems of one decoded JSON value as a record; an empty list means valid."""
   if not isinstance(obj, dict):
     return [Problem("<record>", f"must be a JSON object, got {type(obj).__name__}")]
-  problems = [Problem(key, f"unknown field (known: {list(FIELDS)})") for key in obj if key not in FIELDS]
+  problems = [Problem(key, f"unknown field (known: {list(FIELDS)})")
+              for key in obj if key not in FIELDS]
   if "id" not in obj:
     problems.append(Problem("id", "missing"))
   elif not isinstance(obj["id"], str) or not obj["id"]:
@@ -120,7 +125,9 @@ def check_record_json(obj: Any) -> list[Problem]:
   problems += message_problems
   if not isinstance(obj["messages"], list):
     return problems
-  decision_problems = _check_decisions(obj["decisions"], obj["messages"]) if "decisions" in obj else []
+  decision_problems = []
+  if "decisions" in obj:
+    decision_problems = _check_decisions(obj["decisions"], obj["messages"])
   problems += decision_problems
   if not message_problems and not decision_problems:
     problems += _check_decision_contents(obj)

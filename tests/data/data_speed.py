@@ -1,4 +1,4 @@
-"""Throughput of the data stage (not a test: run `PYTHONPATH=. python tests/data/data_speed.py`).
+"""Throughput of the data stage (not a test: run `python tests/data/data_speed.py`).
 
 Prints records/s of `load_examples` for the plain and the chat-template adapter (the chat
 one as a ratio of the plain one, measured in the same run) and examples/s of `make_batch`.
@@ -12,8 +12,8 @@ import time
 
 from msr_jax.data import (ChatTemplateAdapter, PlainTemplateAdapter, iterate_batches,
                           load_examples, pow2_buckets, write_records)
-from tests.data.conftest import (CHATML, byte_bpe_tokenizer, conversation, hf_tokenizer,
-                                 word_level_tokenizer)
+from data_testlib import (CHATML, byte_bpe_tokenizer, conversation, hf_tokenizer,
+                          word_level_tokenizer)
 
 N = 2000
 
@@ -22,8 +22,11 @@ def main() -> None:
   path = os.path.join(tempfile.mkdtemp(), "d.jsonl")
   write_records(path, [conversation(rid=f"c{i}") for i in range(N)])
   rates = {}
-  for name, adapter in [("plain/word-level", PlainTemplateAdapter(word_level_tokenizer())),
-                        ("chatml/byte-BPE", ChatTemplateAdapter(hf_tokenizer(byte_bpe_tokenizer(), CHATML)))]:
+  adapters = {
+      "plain/word-level": PlainTemplateAdapter(word_level_tokenizer()),
+      "chatml/byte-BPE": ChatTemplateAdapter(hf_tokenizer(byte_bpe_tokenizer(), CHATML)),
+  }
+  for name, adapter in adapters.items():
     start = time.perf_counter()
     by_source, _ = load_examples([path], adapter, 512)
     rates[name] = N / (time.perf_counter() - start)

@@ -73,8 +73,10 @@ def test_shapes_dtypes_and_padding_rows():
 def _weighted_pairs_frozen(batch):
   """{(row, absolute position, target): weight} of the context-frozen loss terms."""
   b, j = np.nonzero(batch["decision_mask_BxD"])
-  return {(int(r), int(batch["decision_positions_BxD"][r, s]), int(batch["decision_targets_BxD"][r, s])):
-          float(batch["decision_mask_BxD"][r, s]) for r, s in zip(b, j)}
+  positions, targets = batch["decision_positions_BxD"], batch["decision_targets_BxD"]
+  weights = batch["decision_mask_BxD"]
+  return {(int(r), int(positions[r, s]), int(targets[r, s])): float(weights[r, s])
+          for r, s in zip(b, j)}
 
 
 def _weighted_pairs_full(batch):
@@ -94,7 +96,8 @@ def test_full_mode_selects_the_same_position_target_weight_triples(seed):
   # The weights carry the record weight times the token mask.
   for b, e in enumerate(examples):
     ld = len(e.decision_tokens)
-    np.testing.assert_allclose(batch["decision_mask_BxD"][b, :ld], e.loss_mask * e.weight, rtol=1e-6)
+    np.testing.assert_allclose(batch["decision_mask_BxD"][b, :ld], e.loss_mask * e.weight,
+                               rtol=1e-6)
 
 
 def _causal_scores(tokens, positions, table_VxH, out_HxV):
@@ -112,7 +115,8 @@ def test_both_modes_give_the_same_loss_with_a_causal_model(seed):
   full_loss = frozen_loss = 0.0
   for b in range(batch["tokens_BxT"].shape[0]):
     logp = _causal_scores(batch["tokens_BxT"][b], batch["positions_BxT"][b], table, out)
-    full_loss -= (logp[np.arange(logp.shape[0]), batch["targets_BxT"][b]] * batch["loss_mask_BxT"][b]).sum()
+    picked = logp[np.arange(logp.shape[0]), batch["targets_BxT"][b]]
+    full_loss -= (picked * batch["loss_mask_BxT"][b]).sum()
     # Context-frozen: prefill tokens at 0..len-1, then the decision input at its positions.
     n = batch["context_lengths_B"][b]
     tokens = np.concatenate([batch["context_tokens_BxC"][b, :n], batch["decision_tokens_BxD"][b]])

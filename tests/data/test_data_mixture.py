@@ -16,7 +16,8 @@ def test_same_seed_same_stream_other_seed_other_stream():
   weights = {"a": 1.0, "b": 2.0, "c": 1.0}
   first = MixtureSampler(SOURCES, weights, seed=3).take(200)
   # Insertion order of the dicts must not matter.
-  again = MixtureSampler(dict(reversed(SOURCES.items())), dict(reversed(weights.items())), 3).take(200)
+  again = MixtureSampler(dict(reversed(SOURCES.items())), dict(reversed(weights.items())),
+                         seed=3).take(200)
   other = MixtureSampler(SOURCES, weights, seed=4).take(200)
   assert first == again and first != other
 

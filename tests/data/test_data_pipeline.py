@@ -9,7 +9,7 @@ from msr_jax.data import (PlainTemplateAdapter, RecordError, TokenizationError, 
                           load_examples, make_batch, write_records)
 from msr_jax.data.config import get_data_config
 from msr_jax.runner.config import apply_overrides
-from tests.data.conftest import conversation
+from data_testlib import conversation
 
 
 class FailsOnBoom(PlainTemplateAdapter):
@@ -30,7 +30,8 @@ def _boom(rid):
 def test_load_examples_groups_by_source_and_reports_every_skip(tmp_path, word_tok):
   adapter = FailsOnBoom(word_tok)
   a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
-  write_records(a, [conversation(rid="c0"), dataclasses.replace(conversation(rid="d0"), source="dream")])
+  dream = dataclasses.replace(conversation(rid="d0"), source="dream")
+  write_records(a, [conversation(rid="c0"), dream])
   with open(a, "a") as f:
     f.write('{"id": "x"\n')
   write_records(b, [conversation(rid="c0"), _boom("e0"), conversation(rid="c1")])
@@ -58,11 +59,13 @@ def test_raise_mode_names_file_and_line(tmp_path, word_tok):
 
 def test_data_config_drives_the_mixture_and_batches(tmp_path, word_tok):
   config = ml_collections.ConfigDict({"data": get_data_config()})
-  apply_overrides(config, ["--config.data.mixture=narrow", "--config.data.narrow_source=conversation",
+  apply_overrides(config, ["--config.data.mixture=narrow",
+                           "--config.data.narrow_source=conversation",
                            "--config.data.max_context_tokens=16"])
   path = tmp_path / "a.jsonl"
   write_records(path, [conversation(rid=f"c{i}") for i in range(3)])
-  by_source, _ = load_examples([path], PlainTemplateAdapter(word_tok), config.data.max_context_tokens)
+  by_source, _ = load_examples([path], PlainTemplateAdapter(word_tok),
+                               config.data.max_context_tokens)
   sampler = build_mixture(config, by_source)
   batch = make_batch(sampler.take(4), config.data.context_buckets, config.data.decision_buckets,
                      pad_id=word_tok.token_to_id("<pad>"))

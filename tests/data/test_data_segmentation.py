@@ -8,7 +8,7 @@ import pytest
 from msr_jax.data.plain_template import PlainTemplateAdapter
 from msr_jax.data.segmentation import SegmentStats, segment, segment_all
 from msr_jax.data.tokenize import tokenize_record
-from tests.data.conftest import conversation
+from data_testlib import conversation
 
 
 @pytest.fixture

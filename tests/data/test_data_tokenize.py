@@ -7,8 +7,8 @@ from msr_jax.data.chat_template import ChatTemplateAdapter
 from msr_jax.data.plain_template import PlainTemplateAdapter
 from msr_jax.data.records import Message, Record
 from msr_jax.data.tokenize import TokenizationError, tokenize_record
-from tests.data.conftest import (CHATML, LLAMA3, SMOLLM2, TRIMMING, byte_bpe_tokenizer, conversation,
-                                 hf_tokenizer, word_level_tokenizer)
+from data_testlib import (CHATML, LLAMA3, SMOLLM2, TRIMMING, byte_bpe_tokenizer,
+                          conversation, hf_tokenizer, word_level_tokenizer)
 
 
 def _masked_runs(mask_T):
@@ -45,7 +45,8 @@ def test_plain_mask_covers_exactly_the_chosen_assistant_content(make_tok, decisi
   assert len(runs) == len(chosen)
   for (start, end), turn, span in zip(runs, chosen, out.spans):
     content = record.messages[turn].content
-    assert out.tokens[start:end].tolist() == tok.encode(content, add_special_tokens=False).ids + [eot]
+    content_ids = tok.encode(content, add_special_tokens=False).ids
+    assert out.tokens[start:end].tolist() == content_ids + [eot]
     assert (span.start, span.content_end, span.end) == (start, end - 1, end)
     assert out.tokens[start - 1] == tok.token_to_id("<assistant>")
 
@@ -104,7 +105,8 @@ EOT_OF = {CHATML: "<|im_end|>", TRIMMING: "<eot>", SMOLLM2: "<|im_end|>", LLAMA3
 @pytest.mark.parametrize("end_of_turn", ["auto", None])
 @pytest.mark.parametrize("with_system", [True, False])
 def test_byte_bpe_with_real_templates(template, end_of_turn, with_system):
-  adapter = ChatTemplateAdapter(hf_tokenizer(byte_bpe_tokenizer(), template), end_of_turn=end_of_turn)
+  adapter = ChatTemplateAdapter(hf_tokenizer(byte_bpe_tokenizer(), template),
+                                end_of_turn=end_of_turn)
   record = conversation()
   if not with_system:  # SmolLM2 then prints its own system prompt
     record = Record(record.id, record.messages[1:], source=record.source)
@@ -113,7 +115,8 @@ def test_byte_bpe_with_real_templates(template, end_of_turn, with_system):
 
 
 def test_end_of_turn_only_when_it_follows_the_content_directly():
-  template = "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}\n<|im_end|>{% endfor %}"
+  template = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}\n"
+              "<|im_end|>{% endfor %}")
   adapter = ChatTemplateAdapter(hf_tokenizer(word_level_tokenizer(), template))
   record = conversation()
   out = tokenize_record(record, adapter)
@@ -135,14 +138,16 @@ def test_straddling_token_is_included():
   record = Record("s", (Message("user", "may i"), Message("assistant", "lend because")), source="x")
   out = tokenize_record(record, adapter)
   (span,) = out.spans
-  assert adapter.tokenizer.decode(out.tokens[span.start:span.content_end].tolist()) == " lend because"
+  decode = adapter.tokenizer.decode
+  assert decode(out.tokens[span.start:span.content_end].tolist()) == " lend because"
   assert adapter.tokenizer.decode(out.tokens[:span.start].tolist()) == "user: may i<eot>assistant:"
 
 
 @pytest.mark.parametrize("template,match", [
-    ("{% for m in messages %}<|im_start|>{{ m['content'] | upper }}<|im_end|>{% endfor %}", "rewrites"),
-    ("{% for m in messages %}{% if m['role'] != 'assistant' %}{{ m['content'] }}{% endif %}{% endfor %}",
-     "does not print"),
+    ("{% for m in messages %}<|im_start|>{{ m['content'] | upper }}<|im_end|>{% endfor %}",
+     "rewrites"),
+    ("{% for m in messages %}{% if m['role'] != 'assistant' %}{{ m['content'] }}{% endif %}"
+     "{% endfor %}", "does not print"),
     ("{{ raise_exception('System role not supported') }}", "System role not supported"),
 ])
 def test_unusable_templates_name_record_and_turn(template, match):
@@ -155,7 +160,8 @@ def test_unusable_templates_name_record_and_turn(template, match):
 def test_content_that_matches_template_text_is_located_by_structure():
   # The content "assistant" also appears in the header; the span must be the content's.
   adapter = ChatTemplateAdapter(hf_tokenizer(word_level_tokenizer(), CHATML))
-  record = Record("t", (Message("user", "assistant"), Message("assistant", "assistant")), source="x")
+  record = Record("t", (Message("user", "assistant"), Message("assistant", "assistant")),
+                  source="x")
   out = tokenize_record(record, adapter)
   (span,) = out.spans
   assert span.start == len(out.tokens) - 2 and span.end == len(out.tokens)
@@ -167,7 +173,8 @@ def test_missing_template_is_an_error():
 
 
 @pytest.mark.parametrize("record,match", [
-    (Record("v", (Message("user", "may i"), Message("assistant", "lend")), source="x", decisions=(0,)),
+    (Record("v", (Message("user", "may i"), Message("assistant", "lend")), source="x",
+            decisions=(0,)),
      r"decisions\[0\]: index 0 points at a 'user' turn"),
     (Record("v", (Message("user", "may i"),), source="x"), "no turn to train on"),
     (Record("v", (Message("assistant", "lend"),), source="x", weight=float("inf")), "weight"),
