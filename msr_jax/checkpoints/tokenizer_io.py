@@ -15,14 +15,22 @@ import tempfile
 from msr_jax.checkpoints.errors import CheckpointError
 
 TOKENIZER_FILE = "tokenizer.json"
+TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 
 
 def load_tokenizer(folder: str):
-  """The folder's tokenizer (a `transformers` fast tokenizer), or None if it has none."""
+  """The folder's tokenizer (a `transformers` fast tokenizer), or None if it has none.
+
+  With a tokenizer_config.json (special tokens, chat template) `AutoTokenizer` reads both
+  files; a bare tokenizer.json is wrapped in `PreTrainedTokenizerFast` directly.
+  """
   if not os.path.exists(os.path.join(folder, TOKENIZER_FILE)):
     return None
-  from transformers import AutoTokenizer
+  from transformers import AutoTokenizer, PreTrainedTokenizerFast
   try:
+    if not os.path.exists(os.path.join(folder, TOKENIZER_CONFIG_FILE)):
+      # A bare tokenizers file (e.g. Townworld's word-level vocabulary).
+      return PreTrainedTokenizerFast(tokenizer_file=os.path.join(folder, TOKENIZER_FILE))
     return AutoTokenizer.from_pretrained(folder, local_files_only=True,
                                          trust_remote_code=False)
   except Exception as e:  # transformers raises many types; all mean "unreadable".

@@ -1,0 +1,109 @@
+"""The public entry points: `load` any supported checkpoint, `forward_logits` on it.
+
+    import msr_jax
+    loaded = msr_jax.load("smollm2-135m-instruct-q4_1")      # or an HF folder, a .gguf
+    logits = msr_jax.forward_logits(loaded, [[1, 2, 3]])      # (1, 3, vocab) float32
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from typing import Any
+
+import numpy as np
+
+from msr_jax.checkpoints.errors import CheckpointError
+from msr_jax.model.config import ModelConfig
+
+
+@dataclasses.dataclass
+class LoadedModel:
+  """A model ready to run: `forward(graphdef, params, tokens)` from `msr_jax.model`."""
+  config: ModelConfig
+  graphdef: Any
+  params: Any                 # nnx.State of arrays, in config.param_dtype.
+  tokenizer: Any | None       # A transformers fast tokenizer, or None.
+  source: str                 # The path it was loaded from.
+  format: str                 # "hf" | "gguf" | "native"
+
+
+def detect_format(path: str) -> str:
+  """"gguf", "native" or "hf" for a path; raises naming what is missing."""
+  from msr_jax.checkpoints import gguf_import, hf, native
+  if os.path.isfile(path):
+    if gguf_import.is_gguf(path):
+      return "gguf"
+    raise CheckpointError(f"{path}: not a GGUF file (no GGUF magic); expected a GGUF file, "
+                          f"a Hugging Face folder or a checkpoint folder")
+  if os.path.isdir(path):
+    if native.is_native(path):
+      return "native"
+    if os.path.exists(os.path.join(path, hf.CONFIG_FILE)):
+      return "hf"
+    raise CheckpointError(f"{path}: missing {hf.CONFIG_FILE} (Hugging Face folder) or "
+                          f"{native.CONFIG_FILE} (checkpoint folder)")
+  raise CheckpointError(f"{path}: no such file or folder")
+
+
+def load(path: str | os.PathLike, **config_changes) -> LoadedModel:
+  """Loads a Hugging Face folder, a GGUF file, a checkpoint folder of this project, or a
+  short name from `msr_jax.checkpoints.registry.BUNDLED`.
+
+  `config_changes` override `ModelConfig` fields after reading the checkpoint's config,
+  e.g. `param_dtype="bfloat16", dtype="bfloat16"`. Raises `CheckpointError` (a ValueError)
+  naming the file and the tensor or field at fault; nothing is returned partially loaded.
+  """
+  from msr_jax.checkpoints import gguf_import, hf, native, registry
+  path = os.fspath(path)
+  if not os.path.exists(path) and path in registry.BUNDLED:
+    path = registry.resolve(path)
+  fmt = detect_format(path)
+  reader = {"gguf": gguf_import.import_gguf, "native": native.load, "hf": hf.import_hf}[fmt]
+  config, graphdef, params, tokenizer = reader(path, **config_changes)
+  return LoadedModel(config, graphdef, params, tokenizer, path, fmt)
+
+
+@functools.cache
+def _jitted_forward():
+  import jax
+
+  from msr_jax.model import forward
+  return jax.jit(forward, static_argnums=0)
+
+
+def _as_batch(token_ids, vocab_size: int) -> np.ndarray:
+  try:
+    tokens = np.asarray(token_ids)
+  except ValueError as e:
+    raise ValueError(f"token_ids: rows must have equal lengths ({e})") from e
+  if tokens.ndim == 1:
+    tokens = tokens[None]
+  if tokens.ndim != 2 or tokens.shape[1] == 0 or not np.issubdtype(tokens.dtype, np.integer):
+    raise ValueError(f"token_ids: expected a non-empty (batch, length) array of ints, got "
+                     f"shape {tokens.shape} dtype {tokens.dtype}")
+  if tokens.min() < 0 or tokens.max() >= vocab_size:
+    raise ValueError(f"token_ids: ids must be in [0, {vocab_size}), got "
+                     f"[{tokens.min()}, {tokens.max()}]")
+  return tokens.astype(np.int32)
+
+
+def forward_logits(loaded: LoadedModel, token_ids) -> np.ndarray:
+  """Float32 logits of shape (batch, length, vocab) for a (batch, length) or (length,)
+  array of token ids (a causal forward from position 0, no cache)."""
+  tokens_BxT = _as_batch(token_ids, loaded.config.vocab_size)
+  logits_BxTxV, _ = _jitted_forward()(loaded.graphdef, loaded.params, tokens_BxT)
+  return np.asarray(logits_BxTxV, dtype=np.float32)
+
+
+def generate_greedy(loaded: LoadedModel, prompt_ids, max_new_tokens: int) -> list[int]:
+  """Greedy continuation of one prompt (stops after an EOS of the config, included)."""
+  from msr_jax.sample import generate
+  prompt = _as_batch(prompt_ids, loaded.config.vocab_size)
+  if prompt.shape[0] != 1:
+    raise ValueError(f"generate_greedy: one prompt expected, got {prompt.shape[0]}")
+  out = generate(loaded.graphdef, loaded.params, [prompt[0].tolist()], int(max_new_tokens),
+                 temperature=0.0, eos_ids=loaded.config.eos_ids)
+  length = int(out.lengths_B[0])
+  return np.asarray(out.tokens_BxN[0, :length]).tolist()
