@@ -54,3 +54,31 @@ def check_batch(batch: Batch, micro_batches: int = 1) -> None:
   if lengths.size and (lengths.min() < 0 or lengths.max() > c[-1]):
     raise ValueError(f"Batch.context_lengths_B: values must lie in [0, {c[-1]}], "
                      f"got [{lengths.min()}, {lengths.max()}]")
+
+
+# `msr_jax.data.batch.make_batch` field -> Batch field. The data batch also carries the
+# full-mode arrays (tokens_BxT, ...); the full objective rebuilds the same concatenation
+# from the context-frozen arrays on the device, so only these five travel.
+DATA_FIELDS = {
+    "context_tokens_BxC": "context_BxC",
+    "context_lengths_B": "context_lengths_B",
+    "decision_tokens_BxD": "inputs_BxD",
+    "decision_targets_BxD": "targets_BxD",
+    "decision_mask_BxD": "weights_BxD",
+}
+
+
+def from_data_batch(arrays: dict) -> Batch:
+  """A `Batch` from the dict that `msr_jax.data.batch.make_batch` returns."""
+  missing = sorted(set(DATA_FIELDS) - set(arrays))
+  if missing:
+    raise ValueError(f"data batch: missing fields {missing} (have {sorted(arrays)})")
+  return Batch(**{ours: np.asarray(arrays[theirs]) for theirs, ours in DATA_FIELDS.items()})
+
+
+def stack_micro_batches(batches: list[Batch]) -> Batch:
+  """A leading micro-batch axis A over batches of identical shapes (one bucket)."""
+  shapes = {tuple(np.shape(x) for x in b) for b in batches}
+  if len(shapes) != 1:
+    raise ValueError(f"micro-batches of one step must share their buckets, got {shapes}")
+  return Batch(*(np.stack(xs) for xs in zip(*batches)))

@@ -19,12 +19,21 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from msr_jax import optim
 from msr_jax.model.config import ModelConfig
 from msr_jax.model.sharding import DATA, tree_shardings
 from msr_jax.train import drift
 from msr_jax.train.batch import Batch
 from msr_jax.train.objectives import MODES, loss_sums
 from msr_jax.train.state import TrainState
+
+
+def _learning_rate(opt_state):
+  """The effective learning rate when the optimizer came from `make_optimizer`."""
+  try:
+    return optim.get_learning_rate(opt_state)
+  except ValueError:
+    return None
 
 
 def make_train_step(graphdef, model_config: ModelConfig, tx: optax.GradientTransformation,
@@ -81,6 +90,9 @@ def make_train_step(graphdef, model_config: ModelConfig, tx: optax.GradientTrans
                            num_skipped=state.num_skipped + skipped)
     metrics = {"loss": loss, "weight": weight, "grad_norm": grad_norm, "skipped": skipped,
                "num_skipped": new_state.num_skipped}
+    lr = _learning_rate(new_opt_state)
+    if lr is not None:
+      metrics["learning_rate"] = lr
     if monitor_drift:
       metrics.update(drift.drift_metrics(new_params, state.ref_params, state.params))
     return new_state, metrics

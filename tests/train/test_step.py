@@ -1,0 +1,79 @@
+"""The jitted step: accumulation equals one large batch, non-finite batches are skipped,
+the learning rate is reported, and a sharded step equals the single-device one."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from msr_jax import optim
+from msr_jax.model import make_mesh
+from msr_jax.train.batch import Batch, stack_micro_batches
+from msr_jax.train.state import init_state
+from msr_jax.train.step import jit_train_step, make_train_step
+from tests.train.conftest import random_batch
+
+
+def adamw():
+  return optim.make_optimizer({"name": "adamw", "learning_rate": 1e-2, "weight_decay": 0.1})
+
+
+def assert_trees_close(a, b, rtol=1e-5, atol=1e-6):
+  jax.tree_util.tree_map(lambda x, y: np.testing.assert_allclose(x, y, rtol=rtol, atol=atol),
+                         a, b)
+
+
+def test_accumulation_equals_one_large_batch(model):
+  config, graphdef, params = model
+  big = random_batch(6, batch_size=2)
+  rows = [Batch(*(x[i:i + 1] for x in big)) for i in range(2)]
+  tx = adamw()
+  one = jax.jit(make_train_step(graphdef, config, tx, "context_frozen"))
+  accumulated = jax.jit(make_train_step(graphdef, config, tx, "context_frozen",
+                                        micro_batches=2))
+  state_a, metrics_a = one(init_state(params, tx), big)
+  state_b, metrics_b = accumulated(init_state(params, tx), stack_micro_batches(rows))
+  np.testing.assert_allclose(metrics_a["loss"], metrics_b["loss"], rtol=1e-6)
+  assert float(metrics_a["weight"]) == float(metrics_b["weight"])
+  assert_trees_close(state_a.params, state_b.params)
+  np.testing.assert_allclose(metrics_a["learning_rate"], 1e-2, rtol=1e-6)
+
+
+def test_nonfinite_batch_skips_update(model):
+  config, graphdef, params = model
+  tx = adamw()
+  step = jax.jit(make_train_step(graphdef, config, tx, "context_frozen"))
+  state, _ = step(init_state(params, tx), random_batch(7))
+  bad = random_batch(8)
+  bad = bad._replace(weights_BxD=bad.weights_BxD.at[0, 0].set(jnp.nan))
+  new_state, metrics = step(state, bad)
+  assert int(metrics["skipped"]) == 1 and int(new_state.num_skipped) == 1
+  assert int(new_state.step) == int(state.step) + 1
+  jax.tree_util.tree_map(np.testing.assert_array_equal, new_state.params, state.params)
+  jax.tree_util.tree_map(np.testing.assert_array_equal, new_state.opt_state, state.opt_state)
+  # A good batch afterwards trains again.
+  after, metrics = step(new_state, random_batch(9))
+  assert int(metrics["skipped"]) == 0 and int(after.num_skipped) == 1
+
+
+def test_sharded_step_equals_single_device(model):
+  assert jax.device_count() == 8
+  config, graphdef, params = model
+  tx = adamw()
+  batches = [random_batch(10 + i, batch_size=4) for i in range(2)]
+  step = make_train_step(graphdef, config, tx, "context_frozen")
+  single, state = jit_train_step(step, init_state(params, tx), donate=False)
+  mesh = make_mesh(data=2, fsdp=4)
+  sharded, sharded_state = jit_train_step(step, init_state(params, tx), mesh=mesh,
+                                          batch=batches[0], donate=False)
+  kernel = sharded_state.params["layers"][0]["mlp"]["up_proj"]["kernel"]
+  assert len(kernel.sharding.device_set) == 8 and kernel.sharding.spec[0] == "fsdp"
+  for batch in batches:
+    state, metrics = single(state, batch)
+    sharded_state, sharded_metrics = sharded(sharded_state, batch)
+    np.testing.assert_allclose(metrics["loss"], sharded_metrics["loss"], rtol=1e-5)
+  assert_trees_close(state.params, sharded_state.params, rtol=1e-5, atol=1e-5)
+  mu = lambda s: s.opt_state.inner_state[0].mu  # adamw's first moment
+  assert_trees_close(mu(state), mu(sharded_state), rtol=1e-5, atol=1e-5)
