@@ -1,0 +1,63 @@
+"""Orbax save/restore of a training state plus JSON metadata, keeping the last K steps.
+
+A checkpoint is one orbax step folder with two items: `state` (any pytree of arrays: the
+`TrainState` with parameters, optimizer state, step, RNG, reference weights, skip count)
+and `meta` (a JSON object: the data iterator's position, the quality guard's state, the
+run's config). Restoring takes an abstract target (`jax.ShapeDtypeStruct` leaves, with
+shardings when the state lives on a mesh) so the state comes back with the same tree
+structure, dtypes and placement it was saved from. Saves are made synchronous (waited
+for) so a run killed right after a save always finds it complete; orbax itself writes
+to a temporary folder and renames it, so a partially written step is never listed.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+
+def abstract_like(tree: Any) -> Any:
+  """ShapeDtypeStructs (with shardings) mirroring `tree`, as a restore target."""
+  def one(x):
+    return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None))
+  return jax.tree_util.tree_map(one, tree)
+
+
+class StateCheckpointer:
+  """Saves every call it is given; keeps the newest `max_to_keep` steps."""
+
+  def __init__(self, directory: str | os.PathLike, max_to_keep: int = 3):
+    if max_to_keep < 1:
+      raise ValueError(f"checkpoint max_to_keep must be >= 1, got {max_to_keep}")
+    self.directory = os.path.abspath(os.fspath(directory))
+    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
+                                           enable_async_checkpointing=False)
+    self.manager = ocp.CheckpointManager(self.directory, options=options,
+                                         item_names=("state", "meta"))
+
+  def save(self, step: int, state: Any, meta: dict) -> None:
+    self.manager.save(int(step), args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
+    self.manager.wait_until_finished()
+
+  def latest_step(self) -> int | None:
+    return self.manager.latest_step()
+
+  def all_steps(self) -> list[int]:
+    return sorted(self.manager.all_steps())
+
+  def restore(self, step: int, target: Any) -> tuple[Any, dict]:
+    """(state shaped like `target`, meta) of `step`; `target` may hold arrays or
+    ShapeDtypeStructs."""
+    if step not in self.manager.all_steps():
+      raise FileNotFoundError(f"{self.directory}: no checkpoint for step {step} "
+                              f"(have {self.all_steps()})")
+    restored = self.manager.restore(int(step), args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract_like(target)), meta=ocp.args.JsonRestore()))
+    return restored["state"], dict(restored["meta"])
+
+  def close(self) -> None:
+    self.manager.close()
