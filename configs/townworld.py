@@ -15,7 +15,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.world = ml_collections.ConfigDict({"seed": 0, "num_people": 240})
   c.model = ml_collections.ConfigDict({"preset": "townworld_tiny"})
   c.steps = 2400
-  c.batch_size = 32
+  c.batch_size = 16
   c.seq_len = 128
   c.lr = 2e-3
   c.warmup_steps = 100
@@ -27,12 +27,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       "bio": 0.30, "qa": 0.20, "note": 0.14, "counterfactual": 0.07, "items": 0.02,
       "decision": 0.14, "rule": 0.13})
   # Associative-recall warm-up: note-heavy batches first, so the context skills appear early.
-  c.warmup_recall_steps = 300
+  c.warmup_recall_steps = 500
   c.warmup_mixture = ml_collections.ConfigDict({
       "bio": 0.15, "qa": 0.05, "note": 0.55, "counterfactual": 0.05, "items": 0.0,
       "decision": 0.10, "rule": 0.10})
   c.log_every = 25
-  c.checkpoint_every = 200
+  c.checkpoint_every = 300
   # Probes: the full set printed by `msr eval`; the reduced subset is checked by a test.
   c.probe_seed = 1234
   if arg == "smoke":

@@ -23,6 +23,8 @@ from msr_jax.train.losses import masked_cross_entropy
 from msr_jax.world import checkpoint, corpus, tokenizer
 from msr_jax.world.world import World
 
+WORLD_FILE = "townworld.json"  # read back by msr_jax.eval.probes_card
+
 
 def make_train_step(graphdef, tx: optax.GradientTransformation) -> Callable:
   """(params, opt_state, tokens_BxL, mask_BxL) -> (params, opt_state, loss), jitted.
@@ -70,6 +72,13 @@ def batches(cfg: ml_collections.ConfigDict, world: World, tok):
   yield from main_stream
 
 
+def world_settings(cfg: ml_collections.ConfigDict) -> dict:
+  """What an evaluation needs to rebuild the checkpoint's world and probe items."""
+  return {"world_seed": cfg.world.seed, "num_people": cfg.world.num_people,
+          "probe_seed": cfg.probe_seed, "note_facts": list(cfg.mixture.get(
+              "note_facts", corpus.Mixture().note_facts))}
+
+
 def run(cfg: ml_collections.ConfigDict, out_dir: str, log: Callable[[str], None] = print,
         evaluate: Callable | None = None) -> dict:
   """Pre-trains from scratch; checkpoints to `out_dir` every `checkpoint_every` steps.
@@ -83,6 +92,7 @@ def run(cfg: ml_collections.ConfigDict, out_dir: str, log: Callable[[str], None]
   opt_state = tx.init(params)
   step_fn = make_train_step(graphdef, tx)
   tokenizer.save(tok, os.path.join(out_dir, checkpoint.TOKENIZER))
+  checkpoint.write_json(os.path.join(out_dir, WORLD_FILE), world_settings(cfg))
   stats = {"steps": 0, "tokens": 0, "trained_tokens": 0, "wall_s": 0.0, "losses": []}
   start = time.time()
   data = batches(cfg, world, tok)
