@@ -31,7 +31,7 @@ import numpy as np
 from msr_jax.data.records import Message
 from msr_jax.data.tokenize import TokenizerAdapter
 from msr_jax.dream.collide import Scenario
-from msr_jax.sample import generate as sample_generate
+from msr_jax import sample
 
 PLACEHOLDER = "lend"  # Any text of >= 1 token; only the tokens before it are kept.
 
@@ -113,7 +113,7 @@ def answer_scenarios(graphdef, params, scenarios: Sequence[Scenario], *,
   for start in range(0, len(prompts), batch_size):
     chunk = prompts[start:start + batch_size]
     padded = chunk + [chunk[0]] * (batch_size - len(chunk))  # One shape for every batch.
-    result = sample_generate.generate(
+    result = sample.generate(
         graphdef, params, padded, max_new_tokens, temperature=temperature, top_k=top_k,
         top_p=top_p, eos_ids=tuple(eos), key=jax.random.fold_in(key, start), pad_id=pad_id)
     tokens_BxN, raw_BxN, lengths_B = jax.device_get(

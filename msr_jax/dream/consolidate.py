@@ -1,0 +1,230 @@
+"""Consolidation: cycles of walk -> dream -> judge -> train, logged per cycle.
+
+`run_consolidation(config, base_params, setup)` runs `config.dream.cycles` cycles on
+Townworld and returns one dict per cycle (entry 0 is the base model's probes). A cycle:
+
+1. walk    `sample_walks` over the memory graph (real decision episodes, optionally more
+           experiences), seeded by (seed, cycle);
+2. dream   a collision per walk (`collide.collide_walks`), answered by the current model
+           with the fast store (R1's rule note) in context at the adaptive temperature;
+3. judge   every judge in `config.dream.judges` scores every answer; the one named
+           `config.dream.judge` is the training signal; the temperature follows its
+           failure rate;
+4. filter  `filter.dream_records` under `config.dream.mode` (filtered | unfiltered |
+           oracle | none) turns answers into records without the rule note;
+5. train   `config.train.steps_per_cycle` context-frozen steps on real + dream examples;
+6. probe   fast / slow behaviour, knowledge and context probes; the trainer's
+           `QualityGuard` rolls the state back (and halves the learning rate) when the
+           retention score (mean knowledge and context accuracy) drops too far.
+
+Each cycle's dict is appended to `<run_dir>/dream_cycles.jsonl` (the file is rewritten
+atomically) and its dream records go to `<run_dir>/dreams/cycle_<n>.jsonl`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Callable, Sequence
+
+import jax
+import numpy as np
+
+from msr_jax import optim
+from msr_jax.data.jsonl import write_records
+from msr_jax.data.records import Record
+from msr_jax.dream import collide, cycle_metrics, filter as dream_filter, judges, probing
+from msr_jax.dream import townworld, training
+from msr_jax.dream.generate import AdaptiveTemperature, answer_scenarios
+from msr_jax.memory import Experience, MemoryGraph, consolidate as memory_consolidate
+from msr_jax.train.guard import QualityGuard
+from msr_jax.world import checkpoint
+from msr_jax.world.world import World
+
+LOG_FILE = "dream_cycles.jsonl"
+
+
+@dataclasses.dataclass
+class DreamSetup:
+  """What a run needs besides the config and the starting parameters."""
+  world: World
+  graphdef: object
+  model_config: object
+  adapter: object                        # data.TokenizerAdapter (the plain template)
+  decode: Callable[[list[int]], str]
+  pad_id: int
+  eos_ids: tuple[int, ...]
+  graph: MemoryGraph
+  real_records: list[Record]
+
+
+def fill_memory(graph: MemoryGraph, records: Sequence[Record]) -> int:
+  """Consolidates decision records into an empty graph (entities: requester, item)."""
+  experiences = [Experience(r, townworld.entities(townworld.parse_situation(r)), step=i)
+                 for i, r in enumerate(records)]
+  return len(memory_consolidate(graph, experiences))
+
+
+def make_judges(names: Sequence[str], setup: DreamSetup, params, fast_store,
+                self_threshold: float) -> dict:
+  out = {}
+  for name in names:
+    if name == "format":
+      out[name] = judges.FormatJudge()
+    elif name == "oracle":
+      out[name] = judges.OracleJudge(setup.world.r1)
+    elif name == "self":
+      out[name] = judges.SelfConsistencyJudge(setup.graphdef, params, setup.adapter,
+                                              fast_store, self_threshold, setup.pad_id)
+    else:
+      raise ValueError(f"config.dream.judges: unknown judge {name!r} for Townworld "
+                       "(format, self, oracle; the LLM judge needs a yes/no vocabulary)")
+  return out
+
+
+def _write_log(path: str, entries: list[dict]) -> None:
+  text = "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries)
+  checkpoint.atomic_write(path, lambda tmp: open(tmp, "w").write(text))
+
+
+def _retention(probes: dict) -> float:
+  values = [v for group in ("knowledge", "context") for k, v in probes[group].items()
+            if k != "memorization_ratio"]
+  return float(np.mean(values)) if values else 0.0
+
+
+def dream_cycle(config, setup: DreamSetup, params, cycle: int, temperature: float,
+                real_keys: frozenset, key) -> tuple[list[Record], dict]:
+  """Steps 1-4 of a cycle: (dream records to train on, the cycle's dream statistics)."""
+  d = config.dream
+  rng = np.random.default_rng([int(config.seed), cycle])
+  walks = setup.graph.sample_walks(int(d.walks_per_cycle), int(d.walk_length), seed=rng,
+                                   restart_prob=float(d.restart_prob))
+  scenarios, cstats = collide.collide_walks(setup.graph, walks, rng, f"c{cycle}",
+                                            split_cell=bool(d.split_cell))
+  fast_store = collide.render_rule_note(setup.world.r1)
+  oracle = judges.OracleJudge(setup.world.r1)
+  stats = {"walks": cstats.walks, "short_walks": cstats.short_walks,
+           "scenarios": len(scenarios), "temperature": temperature,
+           "novelty": cycle_metrics.novelty(scenarios, real_keys),
+           "n2_cells_scenarios": cycle_metrics.n2_cells(
+               (s.situation.cell for s in scenarios), setup.world.n2_cells)}
+  if not scenarios or d.mode == "none":
+    return [], stats
+  responses = answer_scenarios(
+      setup.graphdef, params, scenarios, adapter=setup.adapter, decode=setup.decode,
+      fast_store=fast_store, temperature=temperature, key=key, eos_ids=setup.eos_ids,
+      max_new_tokens=int(d.max_new_tokens), batch_size=int(d.generate_batch_size),
+      pad_id=setup.pad_id)
+  names = list(dict.fromkeys(list(d.judges) + [d.judge]))
+  judge_objs = make_judges(names, setup, params, fast_store, float(d.self_threshold))
+  verdicts = {n: j.judge_batch(scenarios, responses) for n, j in judge_objs.items()}
+  thresholds = {n: float(d.self_threshold) if n == "self" else float(d.threshold)
+                for n in names}
+  oracle_ok = [v.score == 1.0 for v in oracle.judge_batch(scenarios, responses)]
+  signal = [v.score for v in verdicts[d.judge]]
+  meta = [{"judges": {n: verdicts[n][i].score for n in names}, "novel":
+           collide.is_novel(s, real_keys), "answer_ok": oracle_ok[i]}
+          for i, s in enumerate(scenarios)]
+  records = dream_filter.dream_records(
+      d.mode, scenarios, [r.text for r in responses], scores=signal,
+      threshold=thresholds[d.judge], top_fraction=d.get("top_fraction"),
+      oracle=oracle.expected, fast_store=fast_store, meta=meta)
+  kept = [r.meta for r in records]
+  report = cycle_metrics.judge_report(verdicts, thresholds, oracle_ok)
+  stats.update({
+      "judges": report, "acceptance": report[d.judge]["acceptance"],
+      "validity": report[d.judge]["validity"],
+      "answer_accuracy": float(np.mean(oracle_ok)),
+      "finished": float(np.mean([r.finished for r in responses])),
+      "dreams": len(records),
+      "dream_validity": float(np.mean([m["answer_ok"] if d.mode != "oracle" else True
+                                       for m in kept])) if kept else None,
+      "novelty_dreams": float(np.mean([m["novel"] for m in kept])) if kept else None,
+      "n2_cells_dreams": cycle_metrics.n2_cells((m["cell"] for m in kept),
+                                                setup.world.n2_cells),
+      "examples": [{"scenario": s.messages[-1].content, "answer": r.text,
+                    "judges": {n: verdicts[n][i].reasons[0] for n in names}}
+                   for i, (s, r) in enumerate(zip(scenarios[:2], responses[:2]))],
+  })
+  return records, stats
+
+
+def run_consolidation(config, base_params, setup: DreamSetup, run_dir: str | None = None,
+                      log: Callable[[str], None] = print) -> list[dict]:
+  """Runs the cycles (see module doc); returns [base entry, cycle 1, ..., cycle C]."""
+  d, t = config.dream, config.train
+  if d.mode not in dream_filter.MODES:
+    raise ValueError(f"config.dream.mode: unknown {d.mode!r}, expected {dream_filter.MODES}")
+  if setup.graph.num_nodes() == 0:
+    fill_memory(setup.graph, setup.real_records)
+  real_keys = collide.real_keys(setup.real_records)
+  real_examples = training.examples(setup.real_records, setup.adapter, t)[training.REAL]
+  trainer = training.make_trainer(t, setup.graphdef, setup.model_config, base_params,
+                                  int(config.seed))
+  items = probing.build_items(setup.world, int(config.probes.seed), setup.adapter,
+                              dict(config.probes.sizes))
+  probe = lambda params: probing.score(setup.graphdef, params, items, setup.pad_id)
+  temperature = AdaptiveTemperature(**dict(d.temperature))
+  guard = QualityGuard(every=1, threshold=float(config.guard.threshold),
+                       action=config.guard.action, max_rollbacks=int(config.guard.max_rollbacks))
+  base_probes = probe(trainer.state.params)
+  entries = [{"cycle": 0, "probes": base_probes, "memories": setup.graph.num_nodes()}]
+  good = trainer.state
+  if config.guard.enabled:
+    entries[0]["guard"] = guard.observe(0, _retention(base_probes))
+  key = jax.random.key(int(config.seed))
+  covered: set = set()
+  log_path = None if run_dir is None else os.path.join(run_dir, LOG_FILE)
+  for cycle in range(1, int(d.cycles) + 1):
+    t_used = temperature.temperature
+    records, stats = dream_cycle(config, setup, trainer.state.params, cycle, t_used,
+                                 real_keys, jax.random.fold_in(key, cycle))
+    if stats.get("acceptance") is not None:
+      temperature.update(1.0 - stats["acceptance"])
+    covered.update(map(tuple, stats.get("n2_cells_dreams", [])))
+    dreams = (training.examples(records, setup.adapter, t).get(training.DREAM, [])
+              if records else [])
+    stats["train"] = training.train_cycle(trainer, t, real_examples, dreams,
+                                          seed=int(config.seed) * 1000 + cycle,
+                                          pad_id=setup.pad_id)
+    stats["probes"] = probe(trainer.state.params)
+    stats.update(cycle=cycle, mode=d.mode, next_temperature=temperature.temperature,
+                 n2_cells_covered=[list(c) for c in sorted(covered)],
+                 n2_coverage=len(covered) / max(len(setup.world.n2_cells), 1))
+    if config.guard.enabled:
+      event = guard.observe(cycle, _retention(stats["probes"]))
+      stats["guard"] = event
+      if event["event"] == "best":
+        good = trainer.state
+      elif event["event"] == "rollback":
+        factor = guard.state.lr_factor / guard.state.good_lr_factor
+        trainer.state = good._replace(opt_state=optim.scale_learning_rate(good.opt_state,
+                                                                          factor))
+    if run_dir is not None:
+      write_records(os.path.join(run_dir, "dreams", f"cycle_{cycle}.jsonl"), records)
+    entries.append(stats)
+    if log_path is not None:
+      _write_log(log_path, entries)
+    log(_summary_line(stats))
+    if config.guard.enabled and guard.state.stopped:
+      log(f"cycle {cycle}: the quality guard stopped the run")
+      break
+  return entries
+
+
+def _fmt(x) -> str:
+  return "-" if x is None else f"{x:.2f}"
+
+
+def _summary_line(s: dict) -> str:
+  p = s["probes"]
+  return (f"cycle {s['cycle']}: {s['scenarios']} scenarios T={s['temperature']:.2f} "
+          f"accept={_fmt(s.get('acceptance'))} valid={_fmt(s.get('validity'))} "
+          f"novel={_fmt(s.get('novelty'))} dreams={s.get('dreams', 0)} "
+          f"loss={s['train']['loss_mean']:.3f} fast={_fmt(p['fast'].get('r1_note'))} "
+          f"slow={_fmt(p['slow'].get('B_train'))} N2={_fmt(p['slow'].get('N2'))} "
+          f"K={_fmt(np.mean(list(p['knowledge'].values())) if p['knowledge'] else None)} "
+          f"C={_fmt(p['context'].get('C1_trained'))}")
+
