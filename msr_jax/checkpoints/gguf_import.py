@@ -76,6 +76,10 @@ def read_config(fields: dict, tensors: dict, path: str, **changes) -> ModelConfi
   kwargs = dict(DEFAULTS)
   for ours, key in CONFIG_FIELDS.items():
     value = fields.get(key.format(arch=arch))
+    if isinstance(value, float):
+      # Stored as float32: 1e-5 reads back as 9.99999975e-06. The shortest decimal that
+      # rounds to the same float32 is the value the converter wrote.
+      value = float(str(np.float32(value)))
     if value is not None:
       kwargs[ours] = value
   for name in REQUIRED_FIELDS:
@@ -124,7 +128,7 @@ def dequantize(tensor, path: str) -> np.ndarray:
 
 
 def import_gguf(path: str, **config_changes):
-  """Loads a GGUF file: returns (config, graphdef, params, tokenizer)."""
+  """Loads a GGUF file: returns (config, graphdef, params, tokenizer or None)."""
   path = os.fspath(path)
   if not os.path.isfile(path):
     raise CheckpointError(f"{path}: no such file")
@@ -143,5 +147,7 @@ def import_gguf(path: str, **config_changes):
 
   graphdef, params = build_params(config, fetch, source=path)
   check_names(list(tensors), used, keymap.GGUF_IGNORED, source=path)
-  tokenizer = gguf_tokenizer.build_tokenizer(fields, path)
+  tokenizer = None
+  if "tokenizer.ggml.model" in fields:  # Present in every llama.cpp conversion.
+    tokenizer = gguf_tokenizer.build_tokenizer(fields, path)
   return config, graphdef, params, tokenizer

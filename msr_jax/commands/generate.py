@@ -46,8 +46,14 @@ def run(args) -> int:
   loaded_at = time.perf_counter()
   new_ids = api.generate_greedy(loaded, prompt_ids, args.max_new_tokens)
   done = time.perf_counter()
-  print(args.prompt + tokenizer.decode(new_ids, skip_special_tokens=True) if not args.chat
-        else tokenizer.decode(new_ids, skip_special_tokens=True))
+  if args.chat:
+    print(tokenizer.decode(new_ids, skip_special_tokens=True))
+  else:
+    # Decoding prompt + continuation together and cutting the prompt's own decoding off
+    # keeps the separator right for every tokenizer (byte-level and word-level alike).
+    prompt_text = tokenizer.decode(prompt_ids, skip_special_tokens=True)
+    full_text = tokenizer.decode(prompt_ids + new_ids, skip_special_tokens=True)
+    print(args.prompt + full_text[len(prompt_text):])
   print(f"[{loaded.format} {loaded.source}: loaded in {loaded_at - start:.1f}s, "
         f"{len(new_ids)} tokens in {done - loaded_at:.1f}s]", file=sys.stderr)
   return 0
