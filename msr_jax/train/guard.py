@@ -1,0 +1,81 @@
+"""The quality guard: probe every N steps, roll back when the score falls too far.
+
+The guard is host-side bookkeeping; the loop owns the arrays. Its rule:
+  - the first probe (step 0, before any update) sets the baseline: best score, and the
+    state at that point is the last good one;
+  - a probe that beats the best score makes the current state the new last good one;
+  - a probe more than `threshold` below the best score triggers a rollback to the last
+    good state, then `action`: "halve_lr" (the learning rate is halved for the rest of
+    the run, cumulatively over rollbacks) or "stop". After `max_rollbacks` rollbacks the
+    next one also stops the run.
+Every probe produces an event (a dict the loop writes to metrics.jsonl as type "guard")
+with the step and the numbers behind the decision. The state is JSON, so it is saved in
+every checkpoint and a resumed run decides exactly as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+ACTIONS = ("halve_lr", "stop")
+
+
+@dataclasses.dataclass
+class GuardState:
+  best_score: float | None = None
+  best_step: int | None = None
+  num_rollbacks: int = 0
+  lr_factor: float = 1.0        # cumulative learning-rate factor from rollbacks
+  good_lr_factor: float = 1.0   # lr_factor in force when the last good state was taken
+  stopped: bool = False
+
+
+class QualityGuard:
+
+  def __init__(self, every: int, threshold: float, action: str = "halve_lr",
+               max_rollbacks: int = 3):
+    if every < 0:
+      raise ValueError(f"guard.every must be >= 0 (0 = off), got {every}")
+    if not threshold >= 0:
+      raise ValueError(f"guard.threshold must be >= 0, got {threshold}")
+    if action not in ACTIONS:
+      raise ValueError(f"guard.action: unknown {action!r}, expected one of {ACTIONS}")
+    self.every, self.threshold, self.action = every, float(threshold), action
+    self.max_rollbacks = max_rollbacks
+    self.state = GuardState()
+
+  def due(self, step: int) -> bool:
+    return self.every > 0 and step % self.every == 0
+
+  def observe(self, step: int, score: float) -> dict:
+    """Decides on a probe score. The returned event's "event" is one of:
+    "baseline", "best" (take a new good copy), "ok", "rollback" (restore the good copy;
+    "stop" true when the run must end, "lr_factor" the factor to run on)."""
+    s = self.state
+    event = {"type": "guard", "step": int(step), "score": float(score),
+             "best_score": s.best_score, "best_step": s.best_step,
+             "threshold": self.threshold}
+    if s.best_score is None or (math.isfinite(score) and score > s.best_score):
+      event["event"] = "baseline" if s.best_score is None else "best"
+      s.best_score, s.best_step, s.good_lr_factor = float(score), int(step), s.lr_factor
+      return event
+    drop = s.best_score - score if math.isfinite(score) else math.inf
+    event["drop"] = drop
+    if drop <= self.threshold:
+      event["event"] = "ok"
+      return event
+    s.num_rollbacks += 1
+    stop = self.action == "stop" or s.num_rollbacks > self.max_rollbacks
+    if not stop:
+      s.lr_factor *= 0.5
+    s.stopped = stop
+    event.update(event="rollback", action=self.action, rollback_to_step=s.best_step,
+                 num_rollbacks=s.num_rollbacks, lr_factor=s.lr_factor, stop=stop)
+    return event
+
+  def get_state(self) -> dict:
+    return dataclasses.asdict(self.state)
+
+  def set_state(self, state: dict) -> None:
+    self.state = GuardState(**state)

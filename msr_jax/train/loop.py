@@ -1,0 +1,187 @@
+"""The training loop: a reusable function the CLI, the experiment runner and the dream loop
+call in-process.
+
+Per step: draw a batch -> jitted step (loss, skip of non-finite updates, drift monitor) ->
+one "train" line in metrics.jsonl -> quality guard every `guard.every` steps (probe,
+maybe rollback and halve the lr or stop; a "guard" line) -> callbacks -> an orbax
+checkpoint every `checkpoint.every` steps (state, last good copy, data position, guard
+state). A run folder with checkpoints is resumed from the newest one, and metrics.jsonl is
+cut back to that step, so a killed and restarted run writes the same file as one that was
+never interrupted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from typing import Callable, Mapping, Sequence
+
+import jax
+import numpy as np
+import tqdm
+
+from msr_jax import optim
+from msr_jax.checkpoints.orbax_state import StateCheckpointer, abstract_like
+from msr_jax.model import make_mesh
+from msr_jax.model.config import ModelConfig
+from msr_jax.train import metrics_log, setup
+from msr_jax.train.data_stream import BatchStream
+from msr_jax.train.guard import QualityGuard
+from msr_jax.train.probes import heldout_loss_probe
+from msr_jax.train.state import TrainState, init_state
+from msr_jax.train.step import jit_train_step, make_train_step
+
+# A callback sees (step, host metrics, state) after every step; raising StopTraining ends
+# the run cleanly (final checkpoint written), any other exception propagates.
+Callback = Callable[[int, dict, TrainState], None]
+
+
+class StopTraining(Exception):
+  """Raised by a callback to end the run after the current step."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+  summary: dict
+  state: TrainState
+  graphdef: object
+  model_config: ModelConfig
+
+
+def _host_metrics(metrics: dict) -> dict:
+  return {k: (int(v) if np.issubdtype(np.asarray(v).dtype, np.integer) else float(v))
+          for k, v in jax.device_get(metrics).items()}
+
+
+def _restore_good(state: TrainState, good, guard: QualityGuard) -> TrainState:
+  """The last good parameters and optimizer state, on the state's devices, with the
+  learning rate the guard now asks for."""
+  params, opt_state = jax.device_put(good, jax.tree_util.tree_map(
+      lambda x: x.sharding, (state.params, state.opt_state)))
+  factor = guard.state.lr_factor / guard.state.good_lr_factor
+  if factor != 1.0:
+    opt_state = optim.scale_learning_rate(opt_state, factor)
+  return state._replace(params=params, opt_state=opt_state)
+
+
+def train_loop(config, sources: Mapping[str, Sequence] | None = None, *, graphdef=None,
+               params=None, model_config: ModelConfig | None = None,
+               probe_fn: Callable | None = None, callbacks: Sequence[Callback] = (),
+               run_dir: str | None = None, max_steps: int | None = None) -> TrainResult:
+  """Trains as `config` says (see configs/train.py) and returns the final state.
+
+  sources: examples (`msr_jax.data.segmentation.Example`) by source name; default: loaded
+    from config.data. graphdef/params/model_config: the model to start from; default:
+    built from config.model. probe_fn: params -> score for the guard; default: negative
+    loss on `config.guard.holdout_examples` examples held out of training. max_steps:
+    stop after this step (as if killed, but cleanly) without changing config.train.steps.
+  """
+  run_dir = os.path.abspath(run_dir or config.run_dir)
+  os.makedirs(run_dir, exist_ok=True)
+  adapter = pad_id = None
+  if sources is None or params is None:
+    adapter, vocab_size, pad_id = setup.make_adapter(config.data.tokenizer)
+  if sources is None:
+    sources = setup.load_sources(config, adapter)
+  if params is None:
+    model_config, graphdef, params = setup.build_model(config.model, vocab_size, config.seed)
+  if pad_id is None:
+    pad_id = model_config.pad_token_id or 0
+  guard = QualityGuard(int(config.guard.every), float(config.guard.threshold),
+                       config.guard.action, int(config.guard.max_rollbacks))
+  if probe_fn is None and guard.every > 0:
+    sources, held = setup.split_holdout(sources, int(config.guard.holdout_examples),
+                                        int(config.seed))
+    probe_fn = heldout_loss_probe(graphdef, model_config, held, int(config.guard.batch_size),
+                                  config.data.context_buckets, config.data.decision_buckets,
+                                  pad_id)
+
+  t = config.train
+  micro = int(t.micro_batches)
+  stream = BatchStream(config, sources, int(t.batch_size), micro, pad_id)
+  tx = optim.make_optimizer(config.optim)
+  state = init_state(params, tx, seed=int(config.seed))
+  step_fn = make_train_step(graphdef, model_config, tx, t.mode, micro, int(t.prefill_chunk),
+                            bool(t.monitor_drift))
+  mesh = None
+  if int(config.mesh.data) * int(config.mesh.fsdp) > 1:
+    mesh = make_mesh(int(config.mesh.data), int(config.mesh.fsdp))
+  # With a mesh, an example batch fixes the batch shardings (its shapes do not matter).
+  example_batch = None if mesh is None else BatchStream(
+      config, sources, int(t.batch_size), micro, pad_id).next_batch()
+  jitted, state = jit_train_step(step_fn, state, mesh, example_batch, micro)
+  good = jax.device_get((state.params, state.opt_state))
+
+  checkpointer = StateCheckpointer(os.path.join(run_dir, "checkpoints"),
+                                   int(config.checkpoint.keep))
+  metrics_path = os.path.join(run_dir, "metrics.jsonl")
+  start = 0
+  latest = checkpointer.latest_step() if config.resume else None
+  if latest is not None:
+    target = {"train": state, "good": (state.params, state.opt_state)}
+    restored, meta = checkpointer.restore(latest, target)
+    state, good = restored["train"], jax.device_get(restored["good"])
+    stream.set_state(meta["data"])
+    guard.set_state(meta["guard"])
+    start = latest
+    metrics_log.truncate_after(metrics_path, latest)
+  elif os.path.exists(metrics_path):
+    os.remove(metrics_path)  # a fresh run (resume off, or nothing saved yet)
+  log = metrics_log.MetricsLog(metrics_path)
+
+  def save(step: int) -> None:
+    log.write({"type": "checkpoint", "step": step})
+    checkpointer.save(step, {"train": state, "good": good},
+                      {"data": stream.get_state(), "guard": guard.get_state()})
+
+  def run_guard(step: int) -> bool:
+    """Probes, logs, rolls back; returns True when the run must stop."""
+    nonlocal state, good
+    event = guard.observe(step, float(probe_fn(state.params)))
+    if event["event"] in ("baseline", "best"):
+      good = jax.device_get((state.params, state.opt_state))
+    elif event["event"] == "rollback":
+      state = _restore_good(state, good, guard)
+    log.write(event)
+    return guard.state.stopped
+
+  total_steps = int(t.steps)
+  last = total_steps if max_steps is None else min(total_steps, int(max_steps))
+  stopped = False
+  if start == 0 and guard.every > 0:
+    stopped = run_guard(0)
+  metrics = {}
+  bar = tqdm.tqdm(total=total_steps, initial=start, disable=not config.progress,
+                  desc=f"train {t.mode}", dynamic_ncols=True)
+  step = start
+  try:
+    while step < last and not stopped:
+      batch = stream.next_batch()
+      began = time.perf_counter()
+      state, device_metrics = jitted(state, batch)
+      metrics = _host_metrics(device_metrics)
+      step += 1
+      tokens = batch.num_tokens
+      log.write({"type": "train", "step": step, "tokens": tokens, **metrics})
+      bar.update(1)
+      bar.set_postfix(loss=f"{metrics['loss']:.4f}",
+                      tok_s=f"{tokens / max(time.perf_counter() - began, 1e-9):.0f}")
+      if guard.due(step):
+        stopped = run_guard(step)
+      try:
+        for callback in callbacks:
+          callback(step, metrics, state)
+      except StopTraining:
+        stopped = True
+      if step % int(config.checkpoint.every) == 0 or step == total_steps or stopped:
+        save(step)
+  finally:
+    bar.close()
+    log.close()
+    checkpointer.close()
+  summary = {"run_dir": run_dir, "step": step, "mode": t.mode,
+             "final_loss": metrics.get("loss"), "num_skipped": int(state.num_skipped),
+             "num_rollbacks": guard.state.num_rollbacks, "stopped_by_guard": guard.state.stopped,
+             "best_score": guard.state.best_score, "lr_factor": guard.state.lr_factor}
+  return TrainResult(summary, state, graphdef, model_config)

@@ -1,0 +1,108 @@
+"""From a training config to the loop's ingredients: tokenizer adapter, examples, model.
+
+config.data.kind = "jsonl": records from config.data.paths (msr_jax.data's reader);
+                   "townworld": R1 fine-tuning episodes from msr_jax.world.
+config.data.tokenizer = "townworld" (the testbed's word-level tokenizer), a path to a
+  `tokenizers` JSON file (plain template, markers <system>/<user>/<assistant>/<eot>), or a
+  Hugging Face tokenizer folder (its chat template).
+config.model.checkpoint = "" for a random init of config.model.preset (with the non-zero
+  size fields of config.model applied), or a checkpoint folder (msr_jax.checkpoints.native).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Mapping, Sequence
+
+import numpy as np
+from flax import nnx
+
+from msr_jax.data import pipeline
+from msr_jax.data.segmentation import Example, segment_all
+from msr_jax.data.tokenize import tokenize_record
+from msr_jax.model import Decoder, ModelConfig
+
+DATA_KINDS = ("jsonl", "townworld")
+# config.model fields that change the preset when non-zero / non-empty.
+MODEL_CHANGES = ("hidden_size", "intermediate_size", "num_layers", "num_heads",
+                 "num_kv_heads", "head_dim", "dtype", "param_dtype")
+
+
+def make_adapter(tokenizer_spec: str):
+  """(adapter, vocab_size, pad_id) for config.data.tokenizer."""
+  if tokenizer_spec == "townworld":
+    from msr_jax.world import tokenizer as world_tokenizer
+    tokenizer = world_tokenizer.build()
+    return (world_tokenizer.adapter(tokenizer), tokenizer.get_vocab_size(),
+            tokenizer.token_to_id(world_tokenizer.PAD))
+  if os.path.isfile(tokenizer_spec):
+    import tokenizers
+    from msr_jax.data.plain_template import PlainTemplateAdapter
+    tokenizer = tokenizers.Tokenizer.from_file(tokenizer_spec)
+    pad = tokenizer.token_to_id("<pad>")
+    return PlainTemplateAdapter(tokenizer), tokenizer.get_vocab_size(), pad or 0
+  if os.path.isdir(tokenizer_spec):
+    import transformers
+    from msr_jax.data.chat_template import ChatTemplateAdapter
+    tokenizer = transformers.AutoTokenizer.from_pretrained(tokenizer_spec)
+    return ChatTemplateAdapter(tokenizer), len(tokenizer), tokenizer.pad_token_id or 0
+  raise ValueError(f"config.data.tokenizer: {tokenizer_spec!r} is neither 'townworld', a "
+                   "tokenizer JSON file nor a tokenizer folder")
+
+
+def examples_from_records(records, adapter, data_config) -> dict[str, list[Example]]:
+  examples, _ = segment_all((tokenize_record(r, adapter) for r in records),
+                            int(data_config.max_context_tokens), int(data_config.keep_first))
+  by_source: dict[str, list[Example]] = {}
+  for example in examples:
+    by_source.setdefault(example.source, []).append(example)
+  return by_source
+
+
+def load_sources(config, adapter) -> dict[str, list[Example]]:
+  data = config.data
+  if data.kind == "jsonl":
+    if not data.paths:
+      raise ValueError("config.data.paths: no JSONL files given (data.kind='jsonl')")
+    sources, _ = pipeline.load_examples(list(data.paths), adapter,
+                                        int(data.max_context_tokens), data.on_error,
+                                        int(data.keep_first))
+    return sources
+  if data.kind == "townworld":
+    from msr_jax.world import behaviour
+    from msr_jax.world.world import World
+    world = World.build(int(data.townworld.world_seed))
+    records = behaviour.training_records(world, int(data.seed), int(data.townworld.count))
+    return examples_from_records(records, adapter, data)
+  raise ValueError(f"config.data.kind: unknown {data.kind!r}, expected one of {DATA_KINDS}")
+
+
+def split_holdout(sources: Mapping[str, Sequence[Example]], count: int, seed: int
+                  ) -> tuple[dict[str, list[Example]], list[Example]]:
+  """Takes `count` examples (a seeded draw over all sources) out of training."""
+  flat = [(name, i) for name in sorted(sources) for i in range(len(sources[name]))]
+  if count >= len(flat):
+    raise ValueError(f"config.guard.holdout_examples={count} leaves no training examples "
+                     f"(have {len(flat)})")
+  chosen = set(map(tuple, np.random.default_rng([seed, 7]).permutation(
+      np.asarray(flat, dtype=object))[:count].tolist())) if count else set()
+  held = [sources[n][i] for n, i in flat if (n, i) in chosen]
+  train = {n: [x for i, x in enumerate(sources[n]) if (n, i) not in chosen] for n in sources}
+  return train, held
+
+
+def build_model(model_config_dict, vocab_size: int, seed: int):
+  """(ModelConfig, graphdef, params as a pure dict)."""
+  m = model_config_dict
+  if m.checkpoint:
+    from msr_jax.checkpoints import native
+    config, graphdef, params, _ = native.load(m.checkpoint)
+    return config, graphdef, nnx.to_pure_dict(params) if isinstance(params, nnx.State) else params
+  changes = {k: m[k] for k in MODEL_CHANGES if k in m and m[k]}
+  config = ModelConfig.preset(m.preset, vocab_size=vocab_size)
+  if "hidden_size" in changes or "num_heads" in changes:
+    changes.setdefault("head_dim", None)  # re-derived from the new width and heads
+  config = dataclasses.replace(config, **changes)
+  graphdef, params = nnx.split(Decoder(config, rngs=nnx.Rngs(seed)), nnx.Param)
+  return config, graphdef, nnx.to_pure_dict(params)

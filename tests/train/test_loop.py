@@ -1,0 +1,126 @@
+"""The loop: exact resume after a kill, guard rollback / lr halving / stop, NaN skipping."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import numpy as np
+import pytest
+
+from msr_jax.data.jsonl import write_records
+from msr_jax.runner.config import load_config
+from msr_jax.train import metrics_log, setup
+from msr_jax.train.loop import StopTraining, train_loop
+from msr_jax.world import behaviour
+from msr_jax.world.world import World
+
+
+def small_config(tmp_path, **train):
+  config = load_config("configs/train.py:smoke", [
+      "--config.model.hidden_size=32", "--config.model.intermediate_size=64",
+      "--config.progress=False", "--config.checkpoint.every=2", "--config.guard.every=3",
+      "--config.guard.holdout_examples=2", "--config.guard.batch_size=2",
+      "--config.data.townworld.count=24"])
+  for key, value in train.items():
+    section, field = key.split("__")
+    config[section][field] = value
+  return config
+
+
+@pytest.fixture(scope="module")
+def jsonl_path(tmp_path_factory):
+  path = tmp_path_factory.mktemp("data") / "records.jsonl"
+  write_records(path, behaviour.training_records(World.build(0), seed=1, count=24))
+  return str(path)
+
+
+def jsonl_config(tmp_path, jsonl_path, **train):
+  config = small_config(tmp_path, **train)
+  config.data.kind = "jsonl"
+  config.data.paths = (jsonl_path,)
+  return config
+
+
+def test_killed_run_resumes_to_identical_metrics(tmp_path, jsonl_path):
+  config = jsonl_config(tmp_path, jsonl_path, train__steps=6)
+  straight = train_loop(config, run_dir=str(tmp_path / "a"))
+  assert straight.summary["step"] == 6
+
+  def kill_at_5(step, metrics, state):
+    if step == 5:
+      raise RuntimeError("simulated kill")
+  with pytest.raises(RuntimeError, match="simulated kill"):
+    train_loop(config, run_dir=str(tmp_path / "b"), callbacks=[kill_at_5])
+  lines_killed = metrics_log.read(tmp_path / "b" / "metrics.jsonl")
+  assert lines_killed[-1]["step"] == 5  # step 5 ran, after the checkpoint at 4
+  resumed = train_loop(config, run_dir=str(tmp_path / "b"))
+  assert resumed.summary["step"] == 6
+  with open(tmp_path / "a" / "metrics.jsonl") as a, open(tmp_path / "b" / "metrics.jsonl") as b:
+    lines_a, lines_b = a.readlines(), b.readlines()
+  assert len(lines_a) == len(lines_b) > 6
+  for line_a, line_b in zip(lines_a, lines_b):
+    assert line_a == line_b
+  jax.tree_util.tree_map(np.testing.assert_array_equal, straight.state, resumed.state)
+  kinds = {m["type"] for m in metrics_log.read(tmp_path / "a" / "metrics.jsonl")}
+  assert kinds == {"train", "guard", "checkpoint"}
+
+
+def scripted_probe(scores):
+  calls = []
+  def probe(params):
+    calls.append(1)
+    return scores[len(calls) - 1]
+  return probe
+
+
+def record_params():
+  seen = {}
+  def callback(step, metrics, state):
+    seen[step] = (jax.device_get(state.params), metrics)
+  return seen, callback
+
+
+def test_guard_rolls_back_exactly_and_halves_lr(tmp_path):
+  config = small_config(tmp_path, train__steps=7, guard__every=2, guard__threshold=0.1)
+  seen, callback = record_params()
+  # Probes at steps 0, 2, 4, 6: baseline, new best (good copy at step 2), a drop of 0.5
+  # (rollback), within threshold.
+  result = train_loop(config, run_dir=str(tmp_path / "g"), callbacks=[callback],
+                      probe_fn=scripted_probe([0.0, 1.0, 0.5, 0.95]))
+  jax.tree_util.tree_map(np.testing.assert_array_equal, seen[4][0], seen[2][0])
+  assert not jax.tree_util.tree_all(jax.tree_util.tree_map(
+      lambda a, b: np.array_equal(a, b), seen[3][0], seen[2][0]))
+  base = config.optim.learning_rate
+  assert [seen[s][1]["learning_rate"] for s in (1, 4)] == pytest.approx([base, base])
+  assert [seen[s][1]["learning_rate"] for s in (5, 7)] == pytest.approx([base / 2] * 2)
+  events = [m for m in metrics_log.read(tmp_path / "g" / "metrics.jsonl")
+            if m["type"] == "guard"]
+  assert [e["event"] for e in events] == ["baseline", "best", "rollback", "ok"]
+  rollback = events[2]
+  assert rollback["step"] == 4 and rollback["rollback_to_step"] == 2
+  assert rollback["drop"] == pytest.approx(0.5) and rollback["lr_factor"] == 0.5
+  assert result.summary["num_rollbacks"] == 1 and not result.summary["stopped_by_guard"]
+
+
+def test_guard_stop_ends_run_on_good_params(tmp_path):
+  config = small_config(tmp_path, train__steps=8, guard__every=2, guard__action="stop")
+  seen, callback = record_params()
+  result = train_loop(config, run_dir=str(tmp_path / "s"), callbacks=[callback],
+                      probe_fn=scripted_probe([0.0, -1.0]))
+  assert result.summary["step"] == 2 and result.summary["stopped_by_guard"]
+  jax.tree_util.tree_map(np.testing.assert_array_equal, jax.device_get(result.state.params),
+                         jax.device_get(train_loop(config, run_dir=str(tmp_path / "t"),
+                                                   max_steps=0).state.params))
+
+
+def test_nonfinite_example_is_skipped_and_counted(tmp_path):
+  config = small_config(tmp_path, train__steps=4, guard__every=0)
+  adapter, _, _ = setup.make_adapter("townworld")
+  sources = setup.load_sources(config, adapter)
+  bad = dataclasses.replace(sources["townworld"][0], weight=float("nan"))
+  sources = {"townworld": [bad] * 2}
+  result = train_loop(config, sources, run_dir=str(tmp_path / "n"))
+  lines = [m for m in metrics_log.read(tmp_path / "n" / "metrics.jsonl") if m["type"] == "train"]
+  assert all(m["skipped"] == 1 for m in lines) and result.summary["num_skipped"] == 4
+  assert result.summary["step"] == 4
