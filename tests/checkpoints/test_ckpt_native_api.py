@@ -118,8 +118,10 @@ def test_generate_command_matches_uncached_greedy(saved, capsys):
   folder, _ = saved
   loaded = msr_jax.load(folder)
   ids = [1, 2, 3]
-  for _ in range(4):  # Greedy by hand: the full forward, no cache.
-    ids.append(int(np.argmax(msr_jax.forward_logits(loaded, ids)[0, -1])))
+  for _ in range(4):  # Greedy by hand: the full causal forward (zero-padded), no cache.
+    padded = np.zeros((1, 8), np.int32)
+    padded[0, :len(ids)] = ids
+    ids.append(int(np.argmax(msr_jax.forward_logits(loaded, padded)[0, len(ids) - 1])))
   expected = loaded.tokenizer.decode(ids)
   assert cli.main(["generate", "--checkpoint", str(folder), "--prompt", "a b c",
                    "--max-new-tokens", "4"]) == 0
