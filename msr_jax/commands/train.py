@@ -1,0 +1,33 @@
+"""`msr train --config configs/train.py[:smoke] [--config.a.b=value ...]`: fine-tune.
+
+Trains on JSONL records (config.data.kind="jsonl", config.data.paths) or Townworld
+episodes (config.data.kind="townworld"), full or context-frozen (config.train.mode),
+writing metrics.jsonl and orbax checkpoints to the run folder; a run folder that holds
+checkpoints is resumed from the newest one.
+"""
+
+from __future__ import annotations
+
+import json
+
+
+def register(subparsers) -> None:
+  parser = subparsers.add_parser("train", help="fine-tune (full or context-frozen) with "
+                                 "drift monitoring, quality guard and resumable checkpoints")
+  parser.add_argument("--config", default="configs/train.py",
+                      help="config file, optionally with :arg (e.g. configs/train.py:smoke)")
+  parser.add_argument("--run-dir", default=None, help="run folder (default: config.run_dir)")
+  parser.add_argument("--max-steps", type=int, default=None,
+                      help="stop after this step without changing config.train.steps "
+                      "(the run can be resumed)")
+  parser.set_defaults(func=run, accepts_overrides=True)
+
+
+def run(args) -> int:
+  from msr_jax.runner.config import load_config
+  from msr_jax.train.loop import train_loop
+
+  config = load_config(args.config, args.overrides)
+  result = train_loop(config, run_dir=args.run_dir, max_steps=args.max_steps)
+  print(json.dumps(result.summary, indent=2, sort_keys=True))
+  return 0
