@@ -47,8 +47,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       "batch_size": 32,
       "dream_weight": 0.5,         # share of dream examples when a cycle has dreams
       "max_context_tokens": 256,
-      "context_buckets": (32, 64, 128, 256),
-      "decision_buckets": (8, 16),
+      # Few buckets, few compiled step shapes (decisions are about 8 words).
+      "context_buckets": (64, 128, 256),
+      "decision_buckets": (16, 32),
       "optimizer": ml_collections.ConfigDict({
           "name": "adamw", "learning_rate": 3e-4, "weight_decay": 0.0, "clip_norm": 1.0}),
   })

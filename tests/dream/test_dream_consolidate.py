@@ -1,0 +1,50 @@
+"""One tiny end-to-end dream cycle (random 2-layer, width-32 model) through `msr dream`."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from msr_jax import cli
+from msr_jax.data.jsonl import read_records
+
+CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "dream.py")
+CYCLE_FIELDS = {
+    "cycle", "mode", "walks", "short_walks", "scenarios", "temperature", "next_temperature",
+    "judges", "acceptance", "validity", "answer_accuracy", "finished", "dreams",
+    "dream_validity", "novelty", "novelty_dreams", "n2_cells_scenarios", "n2_cells_dreams",
+    "n2_cells_covered", "n2_coverage", "train", "probes", "guard", "examples"}
+PROBE_GROUPS = {"fast": {"r1_note"}, "slow": {"B_train", "N1", "N2", "N3", "spec"},
+                "knowledge": {"K1", "K2"},
+                "context": {"C1_trained", "C2", "memorization_ratio"}}
+
+
+def test_one_cycle_runs_and_logs_every_field(tmp_path):
+  out = str(tmp_path / "run")
+  assert cli.main(["dream", "--config", f"{CONFIG}:smoke", "--out", out,
+                   "--config.dream.cycles=1", "--config.dream.mode=oracle"]) == 0
+  with open(os.path.join(out, "dream_cycles.jsonl")) as f:
+    entries = [json.loads(line) for line in f]
+  assert [e["cycle"] for e in entries] == [0, 1]
+  base, cycle = entries
+  assert set(base) >= {"probes", "memories", "guard"} and base["memories"] == 24
+  assert CYCLE_FIELDS <= set(cycle), CYCLE_FIELDS - set(cycle)
+  for group, probes in PROBE_GROUPS.items():
+    assert set(cycle["probes"][group]) == probes
+  assert set(cycle["judges"]) == {"format", "self", "oracle"}
+  for report in cycle["judges"].values():
+    assert set(report) == {"acceptance", "validity", "accepted"}
+  assert cycle["scenarios"] + cycle["short_walks"] == cycle["walks"] == 8
+  assert 0 <= cycle["novelty"] <= 1 and 0 <= cycle["n2_coverage"] <= 1
+  # Oracle recombinations: every scenario becomes a valid dream, and dreams are trained on.
+  assert cycle["dreams"] == cycle["scenarios"] > 0 and cycle["dream_validity"] == 1.0
+  train = cycle["train"]
+  assert train["steps"] == 2 and train["examples_dream"] > 0 and train["skipped"] == 0
+  assert train["examples_real"] + train["examples_dream"] == 2 * 4
+  dreams, _ = read_records(os.path.join(out, "dreams", "cycle_1.jsonl"))
+  assert len(dreams) == cycle["dreams"]
+  for record in dreams:
+    assert record.source == "dream" and [m.role for m in record.messages] == ["user",
+                                                                              "assistant"]
+    assert record.meta["stripped_messages"] == 1 and record.meta["answer_ok"] in (True, False)
+  assert os.path.exists(os.path.join(out, "memory.sqlite"))
