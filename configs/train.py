@@ -44,7 +44,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.train.steps = 1000
   config.train.batch_size = 8
   config.train.micro_batches = 1         # gradient accumulation (scan inside the step)
-  config.train.prefill_chunk = 0         # >0: prefill the context this many tokens at a time
+  config.train.prefill_chunk = 1024      # prefill long contexts this many tokens at a time (0: at once)
   config.train.monitor_drift = True
 
   config.checkpoint = ml_collections.ConfigDict({"every": 100, "keep": 3})

@@ -56,25 +56,29 @@ def full_loss_sums(graphdef, params, batch: Batch):
 
 def prefill_context(graphdef, params, batch: Batch, model_config: ModelConfig,
                     chunk: int = 0):
-  """KV cache of the context under stop_gradient, capacity C + D.
+  """KV cache of the context under stop_gradient, capacity C + D (C rounded up to a
+  multiple of `chunk`).
 
-  With `chunk` > 0 (dividing C) the context is written `chunk` tokens at a time in a scan.
-  A row whose context ended in an earlier chunk gets padding written past its length,
-  which is not counted (num_valid 0), never attended to by its real tokens, and
-  overwritten by the next write, so the cache equals the one-shot prefill.
+  With `chunk` > 0 the context is written `chunk` tokens at a time in a scan, so the
+  prefill's attention scores are chunk x S instead of C x S (at C = 8192 that is the
+  difference between ~7 GiB and ~1 GiB of temporaries for a 512-wide model). A row whose
+  context ended in an earlier chunk gets padding written past its length, which is not
+  counted (num_valid 0), never attended to by its real tokens, and overwritten by the
+  next write, so the cache's valid slots equal the one-shot prefill's.
   """
   frozen = jax.lax.stop_gradient(params)
   b, c = batch.context_BxC.shape
   d = batch.inputs_BxD.shape[1]
-  cache = init_cache(model_config, b, c + d)
   lengths_B = batch.context_lengths_B.astype(jnp.int32)
   if chunk <= 0 or chunk >= c:
+    cache = init_cache(model_config, b, c + d)
     _, cache = forward(graphdef, frozen, batch.context_BxC, cache=cache, num_valid_B=lengths_B)
     return jax.lax.stop_gradient(cache)
-  if c % chunk:
-    raise ValueError(f"prefill_chunk {chunk} must divide the context bucket {c}")
-  chunks_NxBxK = batch.context_BxC.reshape(b, c // chunk, chunk).transpose(1, 0, 2)
-  starts_N = jnp.arange(c // chunk, dtype=jnp.int32) * chunk
+  num_chunks = -(-c // chunk)
+  context_BxP = jnp.pad(batch.context_BxC, ((0, 0), (0, num_chunks * chunk - c)))
+  cache = init_cache(model_config, b, num_chunks * chunk + d)
+  chunks_NxBxK = context_BxP.reshape(b, num_chunks, chunk).transpose(1, 0, 2)
+  starts_N = jnp.arange(num_chunks, dtype=jnp.int32) * chunk
 
   def body(cache, xs):
     tokens_BxK, start = xs

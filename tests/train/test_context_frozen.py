@@ -94,13 +94,16 @@ def test_chunked_prefill_equals_one_shot(model):
   config, graphdef, params = model
   batch = random_batch(5, batch_size=3, context=8, lengths=[2, 5, 8])
   whole = prefill_context(graphdef, params, batch, config, chunk=0)
-  chunked = prefill_context(graphdef, params, batch, config, chunk=4)
-  np.testing.assert_array_equal(whole.lengths_B, chunked.lengths_B)
-  for b, n in enumerate([2, 5, 8]):
-    np.testing.assert_allclose(whole.k_LxBxSxKxH[:, b, :n], chunked.k_LxBxSxKxH[:, b, :n],
-                               rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(whole.v_LxBxSxKxH[:, b, :n], chunked.v_LxBxSxKxH[:, b, :n],
-                               rtol=1e-5, atol=1e-6)
-  loss = lambda chunk: mean_loss(
-      lambda p: context_frozen_loss_sums(graphdef, p, batch, config, chunk))(params)
-  np.testing.assert_allclose(loss(4), loss(0), rtol=1e-6)
+  for chunk in (4, 3):  # 3 does not divide the bucket: the context is padded to 9.
+    chunked = prefill_context(graphdef, params, batch, config, chunk=chunk)
+    assert chunked.capacity == -(-8 // chunk) * chunk + 4
+    np.testing.assert_array_equal(whole.lengths_B, chunked.lengths_B)
+    for b, n in enumerate([2, 5, 8]):
+      for name in ("k_LxBxSxKxH", "v_LxBxSxKxH"):
+        np.testing.assert_allclose(getattr(whole, name)[:, b, :n],
+                                   getattr(chunked, name)[:, b, :n], rtol=1e-5, atol=1e-6)
+  loss = jax.jit(lambda p, chunk: mean_loss(
+      lambda q: context_frozen_loss_sums(graphdef, q, batch, config, chunk))(p),
+      static_argnums=1)
+  np.testing.assert_allclose(loss(params, 3), loss(params, 0), rtol=1e-6)
+  np.testing.assert_allclose(loss(params, 4), loss(params, 0), rtol=1e-6)
