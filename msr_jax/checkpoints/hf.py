@@ -113,6 +113,7 @@ def export_hf(folder: str, config: ModelConfig, params, tokenizer=None,
   `dtype` (e.g. "bfloat16") is the stored tensor dtype; default `config.param_dtype`.
   """
   folder = os.fspath(folder)
+  _check_representable(config, folder)
   os.makedirs(folder, exist_ok=True)
   dtype = jnp.dtype(dtype or config.param_dtype)  # jnp.dtype knows "bfloat16".
   tensors = {}
@@ -129,3 +130,15 @@ def export_hf(folder: str, config: ModelConfig, params, tokenizer=None,
   if os.path.exists(stale):
     os.remove(stale)
   tokenizer_io.save_tokenizer(tokenizer, folder)
+
+
+def _check_representable(config: ModelConfig, folder: str) -> None:
+  """Refuses configs whose HF class would hold different tensors than our model: HF Qwen2
+  always has q/k/v biases, and HF Llama/Qwen3's `attention_bias` adds an o_proj bias too."""
+  if config.architecture == "qwen2" and not config.qkv_bias:
+    raise CheckpointError(f"{folder}: cannot export architecture 'qwen2' without qkv_bias "
+                          f"(Qwen2ForCausalLM always has q/k/v biases)")
+  if config.architecture in ("llama", "qwen3") and config.qkv_bias:
+    raise CheckpointError(f"{folder}: cannot export architecture {config.architecture!r} "
+                          f"with qkv_bias (its attention_bias also biases o_proj); use "
+                          f"architecture 'qwen2' for q/k/v biases")

@@ -127,6 +127,15 @@ class ModelConfig:
         raise ValueError(f"{source}: missing field {_HF_FIELDS[required]!r}")
     kwargs.setdefault("num_kv_heads", kwargs["num_heads"])
     arch = _HF_MODEL_TYPES[model_type]
+    # Variants the decoder does not implement: refuse rather than load a different model.
+    if hf.get("hidden_act", "silu") != "silu":
+      raise ValueError(f"{source}: field 'hidden_act': unsupported {hf['hidden_act']!r} "
+                       f"(only 'silu')")
+    if hf.get("use_sliding_window"):
+      raise ValueError(f"{source}: field 'use_sliding_window': sliding-window attention is "
+                       f"not supported")
+    if hf.get("mlp_bias"):
+      raise ValueError(f"{source}: field 'mlp_bias': MLP biases are not supported")
     # transformers 5 may nest theta/scaling under rope_parameters.
     rope = hf.get("rope_parameters") or {}
     if "rope_theta" not in kwargs and "rope_theta" in rope:

@@ -63,6 +63,23 @@ def test_unknown_architecture(folder):
     import_hf(folder)
 
 
+@pytest.mark.parametrize("field,value", [("hidden_act", "gelu"), ("use_sliding_window", True),
+                                         ("mlp_bias", True)])
+def test_unsupported_variant_is_refused(folder, field, value):
+  hf = json.loads((folder / "config.json").read_text())
+  hf[field] = value
+  (folder / "config.json").write_text(json.dumps(hf))
+  with pytest.raises(CheckpointError, match=rf"config\.json: field '{field}'"):
+    import_hf(folder)
+
+
+def test_unrepresentable_export_is_refused(tmp_path):
+  _, params = fx.random_params()
+  with pytest.raises(CheckpointError, match=r"cannot export architecture 'qwen2' without"):
+    export_hf(tmp_path, fx.TINY.replace(architecture="qwen2"), params)
+  assert not (tmp_path / "model.safetensors").exists()
+
+
 def test_missing_tensor(folder):
   _rewrite_weights(folder, lambda t: t.pop("model.layers.1.mlp.up_proj.weight"))
   with pytest.raises(CheckpointError,
