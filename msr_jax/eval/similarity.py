@@ -18,7 +18,6 @@ parameters are arguments of the compiled program.
 from __future__ import annotations
 
 import functools
-import inspect
 
 import jax
 import jax.numpy as jnp
@@ -55,10 +54,14 @@ def token_kl(logits_base_BxTxV, logits_BxTxV):
   return jnp.sum(terms_BxTxV, axis=-1)
 
 
-def _masked_mean(values, mask, axis=None):
-  mask = mask.astype(jnp.float32)
-  count = jnp.sum(mask, axis=axis)
-  total = jnp.sum(jnp.where(mask > 0, values, 0.0) * mask, axis=axis)
+@functools.partial(jax.jit, static_argnames="axis")
+def _masked_kl_mean(logits_base_BxTxV, logits_BxTxV, mask_BxT, axis=None):
+  """Mean of token_kl over the mask (over everything, or per row with axis=1)."""
+  kl_BxT = token_kl(logits_base_BxTxV, logits_BxTxV)
+  mask_BxT = mask_BxT.astype(jnp.float32)
+  count = jnp.sum(mask_BxT, axis=axis)
+  # where, not only a product: unmasked positions may hold NaN (padding).
+  total = jnp.sum(jnp.where(mask_BxT > 0, kl_BxT * mask_BxT, 0.0), axis=axis)
   return jnp.where(count > 0, total / jnp.where(count > 0, count, 1.0), jnp.nan)
 
 
@@ -75,8 +78,7 @@ def kl_to_base(logits_base_BxTxV, logits_BxTxV, mask_BxT) -> jax.Array:
     A float32 scalar; NaN when the mask selects nothing.
   """
   _check_logits(logits_base_BxTxV, logits_BxTxV, mask_BxT)
-  return _masked_mean(token_kl(logits_base_BxTxV, logits_BxTxV),
-                      jnp.asarray(mask_BxT))
+  return _masked_kl_mean(logits_base_BxTxV, logits_BxTxV, jnp.asarray(mask_BxT))
 
 
 def kl_to_base_per_row(logits_base_BxTxV, logits_BxTxV, mask_BxT) -> jax.Array:
@@ -86,8 +88,8 @@ def kl_to_base_per_row(logits_base_BxTxV, logits_BxTxV, mask_BxT) -> jax.Array:
     ``kl_B`` (float32); NaN for rows whose mask selects nothing.
   """
   _check_logits(logits_base_BxTxV, logits_BxTxV, mask_BxT)
-  return _masked_mean(token_kl(logits_base_BxTxV, logits_BxTxV),
-                      jnp.asarray(mask_BxT), axis=1)
+  return _masked_kl_mean(logits_base_BxTxV, logits_BxTxV, jnp.asarray(mask_BxT),
+                         axis=1)
 
 
 @jax.jit
@@ -152,14 +154,6 @@ def linear_cka(x_NxD, y_NxE, mask_N=None) -> jax.Array:
   return _linear_cka(jnp.asarray(x_NxD), jnp.asarray(y_NxE), jnp.asarray(mask_N))
 
 
-def _check_forward_returns_hidden() -> None:
-  if "return_hidden" not in inspect.signature(forward).parameters:
-    raise NotImplementedError(
-        "msr_jax/eval/similarity.py: msr_jax.model.forward has no return_hidden "
-        "argument; hidden-state extraction needs forward(..., return_hidden=True)"
-        " -> (logits, cache, hidden_LxBxTxD)")
-
-
 @functools.partial(jax.jit, static_argnums=0)
 def _hidden_states(graphdef, params, tokens_BxT, positions_BxT):
   _, _, hidden_LxBxTxD = forward(graphdef, params, tokens_BxT, positions_BxT,
@@ -173,7 +167,6 @@ def hidden_states(graphdef, params, tokens_BxT, positions_BxT=None) -> jax.Array
   Layer ``l`` is the output of block ``l`` (before the final norm); the
   embedding output is not included.
   """
-  _check_forward_returns_hidden()
   return _hidden_states(graphdef, params, tokens_BxT, positions_BxT)
 
 
