@@ -7,7 +7,11 @@ sizes in every arm. `smoke` is a seconds-long run on a random 2-layer, width-32 
 
 from __future__ import annotations
 
+import os
+
 import ml_collections
+
+from msr_jax.runner.config import load_config_file
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -37,24 +41,25 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       "top_fraction": None,        # or keep only the best fraction (filtered mode)
       "max_new_tokens": 12,
       "generate_batch_size": 64,
+      "dream_weight": 0.5,         # share of dream examples when a cycle has dreams
       "temperature": ml_collections.ConfigDict({
           "initial": 0.7, "minimum": 0.1, "maximum": 1.5, "target_failure": 0.3,
           "gain": 1.0}),
   })
-  c.train = ml_collections.ConfigDict({
-      "mode": "context_frozen",
-      "steps_per_cycle": 30,
-      "batch_size": 32,
-      "dream_weight": 0.5,         # share of dream examples when a cycle has dreams
-      "max_context_tokens": 256,
-      # Few buckets, few compiled step shapes (decisions are about 8 words).
-      "context_buckets": (64, 128, 256),
-      "decision_buckets": (16, 32),
-      "optimizer": ml_collections.ConfigDict({
-          "name": "adamw", "learning_rate": 3e-4, "weight_decay": 0.0, "clip_norm": 1.0}),
-  })
-  c.guard = ml_collections.ConfigDict({
-      "enabled": True, "threshold": 0.05, "action": "halve_lr", "max_rollbacks": 3})
+  # The trainer's own config (configs/train.py), run once per cycle by train_loop; the
+  # dream loop sets its data mixture (real + dreams) per cycle.
+  c.trainer = load_config_file(os.path.join(os.path.dirname(__file__), "train.py"))
+  t = c.trainer
+  t.seed, t.resume, t.progress = 0, False, False
+  t.train.update({"mode": "context_frozen", "steps": 30, "batch_size": 32})
+  t.optim.update({"name": "adamw", "learning_rate": 3e-4})
+  t.data.max_context_tokens = 256
+  # Few buckets, few compiled step shapes (Townworld decisions are about 8 words).
+  t.data.context_buckets, t.data.decision_buckets = (64, 128, 256), (16, 32)
+  # Probe retention (knowledge + context accuracy) at the start and end of every cycle;
+  # roll the cycle back and halve the learning rate after a drop of more than 5 points.
+  t.guard.update({"every": 30, "threshold": 0.05, "action": "halve_lr", "max_rollbacks": 3})
+  t.checkpoint.update({"every": 30, "keep": 1})
   c.probes = ml_collections.ConfigDict({"seed": 1234, "sizes": ml_collections.ConfigDict()})
   if arg == "smoke":
     c.out_dir = "runs/dream_smoke"
@@ -63,7 +68,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.memory.num_real = 24
     c.dream.update({"cycles": 2, "walks_per_cycle": 8, "max_new_tokens": 8,
                     "generate_batch_size": 8})
-    c.train.update({"steps_per_cycle": 2, "batch_size": 4})
+    c.trainer.train.update({"steps": 2, "batch_size": 4})
+    c.trainer.guard.every = 2
+    c.trainer.checkpoint.every = 2
     c.probes.sizes = ml_collections.ConfigDict({
         "K1": 4, "K2": 4, "C1": 1, "C2": 4, "r1_note": 4, "behaviour": 4})
   elif arg not in (None, ""):

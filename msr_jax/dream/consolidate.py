@@ -13,12 +13,15 @@ Townworld and returns one dict per cycle (entry 0 is the base model's probes). A
 4. filter  `filter.dream_records` under `config.dream.mode` (filtered | unfiltered |
            oracle | none) turns answers into records without the rule note;
 5. train   `config.train.steps_per_cycle` context-frozen steps on real + dream examples;
-6. probe   fast / slow behaviour, knowledge and context probes; the trainer's
-           `QualityGuard` rolls the state back (and halves the learning rate) when the
-           retention score (mean knowledge and context accuracy) drops too far.
+6. probe   fast / slow behaviour, knowledge and context probes. The trainer's quality
+           guard probes the retention score (mean knowledge and context accuracy) at the
+           start and every `config.trainer.guard.every` steps of a cycle, and rolls the
+           cycle back (halving the learning rate, or stopping the run) when it drops by
+           more than its threshold.
 
 Each cycle's dict is appended to `<run_dir>/dream_cycles.jsonl` (the file is rewritten
-atomically) and its dream records go to `<run_dir>/dreams/cycle_<n>.jsonl`.
+atomically), its dream records go to `<run_dir>/dreams/cycle_<n>.jsonl` and its training
+run (metrics.jsonl, checkpoints) to `<run_dir>/train/cycle_<n>`.
 """
 
 from __future__ import annotations
@@ -26,19 +29,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import tempfile
 from typing import Callable, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from msr_jax import optim
 from msr_jax.data.jsonl import write_records
 from msr_jax.data.records import Record
 from msr_jax.dream import collide, cycle_metrics, filter as dream_filter, judges, probing
 from msr_jax.dream import townworld, training
 from msr_jax.dream.generate import AdaptiveTemperature, answer_scenarios
 from msr_jax.memory import Experience, MemoryGraph, consolidate as memory_consolidate
-from msr_jax.train.guard import QualityGuard
 from msr_jax.world import checkpoint
 from msr_jax.world.world import World
 
@@ -88,10 +91,31 @@ def _write_log(path: str, entries: list[dict]) -> None:
   checkpoint.atomic_write(path, lambda tmp: open(tmp, "w").write(text))
 
 
-def _retention(probes: dict) -> float:
+def retention(probes: dict) -> float:
+  """The guard's score: mean accuracy over the knowledge and context probes."""
   values = [v for group in ("knowledge", "context") for k, v in probes[group].items()
             if k != "memorization_ratio"]
   return float(np.mean(values)) if values else 0.0
+
+
+class RetentionProbe:
+  """The trainer guard's `probe_fn` (params -> retention score). It keeps the full probe
+  summary of the last parameters it scored, so a cycle's closing probes are not scored
+  twice (once for the guard, once for the log)."""
+
+  def __init__(self, score: Callable[[dict], dict]):
+    self._score, self._params, self.last = score, None, None
+
+  def summary(self, params) -> dict:
+    if params is not self._params:
+      self.last, self._params = self._score(params), params
+    return self.last
+
+  def remember(self, params, summary: dict) -> None:
+    self._params, self.last = params, summary
+
+  def __call__(self, params) -> float:
+    return retention(self.summary(params))
 
 
 def dream_cycle(config, setup: DreamSetup, params, cycle: int, temperature: float,
@@ -151,65 +175,65 @@ def dream_cycle(config, setup: DreamSetup, params, cycle: int, temperature: floa
   return records, stats
 
 
+def _copy(params):
+  # The trainer donates its state's buffers; the caller's parameters must survive (the
+  # experiment runner starts every arm from the same base parameters).
+  return jax.tree_util.tree_map(jnp.array, params)
+
+
 def run_consolidation(config, base_params, setup: DreamSetup, run_dir: str | None = None,
                       log: Callable[[str], None] = print) -> list[dict]:
-  """Runs the cycles (see module doc); returns [base entry, cycle 1, ..., cycle C]."""
-  d, t = config.dream, config.train
+  """Runs the cycles (see module doc); returns [base entry, cycle 1, ..., cycle C].
+
+  `run_dir` receives the per-cycle log, the dream records and each cycle's training run;
+  None uses a temporary folder, deleted at the end.
+  """
+  if run_dir is None:
+    with tempfile.TemporaryDirectory(prefix="dream-") as tmp:
+      return run_consolidation(config, base_params, setup, tmp, log)
+  d = config.dream
   if d.mode not in dream_filter.MODES:
     raise ValueError(f"config.dream.mode: unknown {d.mode!r}, expected {dream_filter.MODES}")
   if setup.graph.num_nodes() == 0:
     fill_memory(setup.graph, setup.real_records)
   real_keys = collide.real_keys(setup.real_records)
-  real_examples = training.examples(setup.real_records, setup.adapter, t)[training.REAL]
-  trainer = training.make_trainer(t, setup.graphdef, setup.model_config, base_params,
-                                  int(config.seed))
+  real_examples = training.examples(setup.real_records, setup.adapter,
+                                    config.trainer)[training.REAL]
   items = probing.build_items(setup.world, int(config.probes.seed), setup.adapter,
                               dict(config.probes.sizes))
-  probe = lambda params: probing.score(setup.graphdef, params, items, setup.pad_id)
+  probe = RetentionProbe(lambda p: probing.score(setup.graphdef, p, items, setup.pad_id))
   temperature = AdaptiveTemperature(**dict(d.temperature))
-  guard = QualityGuard(every=1, threshold=float(config.guard.threshold),
-                       action=config.guard.action, max_rollbacks=int(config.guard.max_rollbacks))
-  base_probes = probe(trainer.state.params)
-  entries = [{"cycle": 0, "probes": base_probes, "memories": setup.graph.num_nodes()}]
-  good = trainer.state
-  if config.guard.enabled:
-    entries[0]["guard"] = guard.observe(0, _retention(base_probes))
+  params = _copy(base_params)
+  entries = [{"cycle": 0, "probes": probe.summary(params),
+              "memories": setup.graph.num_nodes()}]
   key = jax.random.key(int(config.seed))
   covered: set = set()
-  log_path = None if run_dir is None else os.path.join(run_dir, LOG_FILE)
+  log_path = os.path.join(run_dir, LOG_FILE)
   for cycle in range(1, int(d.cycles) + 1):
     t_used = temperature.temperature
-    records, stats = dream_cycle(config, setup, trainer.state.params, cycle, t_used,
-                                 real_keys, jax.random.fold_in(key, cycle))
+    records, stats = dream_cycle(config, setup, params, cycle, t_used, real_keys,
+                                 jax.random.fold_in(key, cycle))
     if stats.get("acceptance") is not None:
       temperature.update(1.0 - stats["acceptance"])
     covered.update(map(tuple, stats.get("n2_cells_dreams", [])))
-    dreams = (training.examples(records, setup.adapter, t).get(training.DREAM, [])
-              if records else [])
-    stats["train"] = training.train_cycle(trainer, t, real_examples, dreams,
-                                          seed=int(config.seed) * 1000 + cycle,
-                                          pad_id=setup.pad_id)
-    stats["probes"] = probe(trainer.state.params)
+    dreams = (training.examples(records, setup.adapter, config.trainer).get(
+        training.DREAM, []) if records else [])
+    write_records(os.path.join(run_dir, "dreams", f"cycle_{cycle}.jsonl"), records)
+    start = _copy(params)
+    probe.remember(start, probe.summary(params))  # Same values: not scored again.
+    params, stats["train"] = training.train_cycle(
+        config.trainer, setup, start, real_examples, dreams,
+        seed=int(config.seed) * 1000 + cycle, dream_weight=float(d.dream_weight),
+        probe_fn=probe, run_dir=os.path.join(run_dir, "train", f"cycle_{cycle}"))
+    stats["probes"] = probe.summary(params)
     stats.update(cycle=cycle, mode=d.mode, next_temperature=temperature.temperature,
                  n2_cells_covered=[list(c) for c in sorted(covered)],
                  n2_coverage=len(covered) / max(len(setup.world.n2_cells), 1))
-    if config.guard.enabled:
-      event = guard.observe(cycle, _retention(stats["probes"]))
-      stats["guard"] = event
-      if event["event"] == "best":
-        good = trainer.state
-      elif event["event"] == "rollback":
-        factor = guard.state.lr_factor / guard.state.good_lr_factor
-        trainer.state = good._replace(opt_state=optim.scale_learning_rate(good.opt_state,
-                                                                          factor))
-    if run_dir is not None:
-      write_records(os.path.join(run_dir, "dreams", f"cycle_{cycle}.jsonl"), records)
     entries.append(stats)
-    if log_path is not None:
-      _write_log(log_path, entries)
+    _write_log(log_path, entries)
     log(_summary_line(stats))
-    if config.guard.enabled and guard.state.stopped:
-      log(f"cycle {cycle}: the quality guard stopped the run")
+    if stats["train"]["stopped_by_guard"]:
+      log(f"cycle {cycle}: the quality guard stopped training; no further cycles")
       break
   return entries
 
@@ -223,7 +247,7 @@ def _summary_line(s: dict) -> str:
   return (f"cycle {s['cycle']}: {s['scenarios']} scenarios T={s['temperature']:.2f} "
           f"accept={_fmt(s.get('acceptance'))} valid={_fmt(s.get('validity'))} "
           f"novel={_fmt(s.get('novelty'))} dreams={s.get('dreams', 0)} "
-          f"loss={s['train']['loss_mean']:.3f} fast={_fmt(p['fast'].get('r1_note'))} "
+          f"loss={_fmt(s['train']['loss_mean'])} fast={_fmt(p['fast'].get('r1_note'))} "
           f"slow={_fmt(p['slow'].get('B_train'))} N2={_fmt(p['slow'].get('N2'))} "
           f"K={_fmt(np.mean(list(p['knowledge'].values())) if p['knowledge'] else None)} "
           f"C={_fmt(p['context'].get('C1_trained'))}")

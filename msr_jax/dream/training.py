@@ -1,50 +1,46 @@
-"""One cycle's training: real and dream examples mixed, context-frozen steps.
+"""One cycle's training: real and dream examples mixed, through the trainer's `train_loop`.
 
-The pieces are the trainer's: `train.setup.examples_from_records` (tokenize + segment),
-`train.data_stream.BatchStream` over `data.mixture` (the mixture of the "townworld" real
-source and the "dream" source), `train.step.make_train_step` in context-frozen mode with
-its non-finite skipping and drift metrics, and an optimizer from `optim.make_optimizer`.
-Every cycle runs the same number of steps with the same batch size whatever the mode, so
-the arms of P4 train on equal steps and (up to example lengths) equal tokens; the dream
-share of the mixture is `dream_weight` when the cycle has dreams, 0 otherwise.
+`config.trainer` is a full training config (configs/train.py's schema): optimizer, mode
+(context-frozen by default), batch size, quality guard, checkpoints. Each cycle calls
+`msr_jax.train.loop.train_loop` in-process with
+  - sources {"townworld": real examples, "dream": this cycle's dream examples},
+  - the cycle's mixture: "diverse" with weights (1 - dream_weight, dream_weight) when the
+    cycle has dreams, "narrow" on the real source otherwise,
+  - `train.steps` steps from the current parameters (the optimizer state starts afresh
+    each cycle), and the dream loop's retention probe as the guard's `probe_fn`,
+  - its own run folder `<run_dir>/train/cycle_<n>` (metrics.jsonl, orbax checkpoints).
+Every cycle runs the same steps and batch size in every mode, so the arms of P4 train on
+equal steps and (up to example lengths) equal tokens.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Mapping, Sequence
+import copy
+import os
+from typing import Callable, Mapping, Sequence
 
-import jax
 import ml_collections
 import numpy as np
 
-from msr_jax import optim
-from msr_jax.data.config import get_data_config
+from msr_jax.data.mixture import build_mixture
 from msr_jax.data.records import Record
 from msr_jax.data.segmentation import Example
-from msr_jax.train.data_stream import BatchStream
+from msr_jax.train import metrics_log
+from msr_jax.train.loop import train_loop
 from msr_jax.train.setup import examples_from_records
-from msr_jax.train.state import TrainState, init_state
-from msr_jax.train.step import jit_train_step, make_train_step
 
 REAL, DREAM = "townworld", "dream"
 
 
-@dataclasses.dataclass
-class Trainer:
-  state: TrainState
-  step_fn: object  # jitted (state, batch) -> (state, metrics)
-
-
-def data_config(train: ml_collections.ConfigDict, seed: int,
-                has_dreams: bool) -> ml_collections.ConfigDict:
-  """A config whose `data` section is the cycle's mixture (see module doc)."""
-  data = get_data_config()
-  data.seed = seed
-  data.max_context_tokens = int(train.max_context_tokens)
-  data.context_buckets = tuple(train.context_buckets)
-  data.decision_buckets = tuple(train.decision_buckets)
-  w = float(train.dream_weight)
+def cycle_config(trainer: ml_collections.ConfigDict, seed: int, has_dreams: bool,
+                 dream_weight: float) -> ml_collections.ConfigDict:
+  """A copy of `trainer` whose data section is the cycle's mixture (see module doc)."""
+  config = copy.deepcopy(trainer)
+  data = config.data
+  data.seed = int(seed)
+  w = float(dream_weight)
+  if not 0 <= w <= 1:
+    raise ValueError(f"config.dream.dream_weight must be in [0, 1], got {w}")
   if has_dreams and 0 < w < 1:
     data.mixture = "diverse"
     data.weights = ml_collections.ConfigDict({REAL: 1.0 - w, DREAM: w})
@@ -52,46 +48,52 @@ def data_config(train: ml_collections.ConfigDict, seed: int,
     data.mixture, data.narrow_source = "narrow", DREAM
   else:
     data.mixture, data.narrow_source = "narrow", REAL
-  return ml_collections.ConfigDict({"data": data})
-
-
-def make_trainer(train: ml_collections.ConfigDict, graphdef, model_config,
-                 base_params, seed: int) -> Trainer:
-  tx = optim.make_optimizer(train.optimizer)
-  state = init_state(base_params, tx, seed=seed)
-  step = make_train_step(graphdef, model_config, tx, mode=train.mode, monitor_drift=True)
-  jitted, state = jit_train_step(step, state, donate=False)
-  return Trainer(state=state, step_fn=jitted)
+  return config
 
 
 def examples(records: Sequence[Record], adapter,
-             train: ml_collections.ConfigDict) -> Mapping[str, list[Example]]:
-  config = data_config(train, 0, False).data
-  return examples_from_records(records, adapter, config)
+             trainer: ml_collections.ConfigDict) -> Mapping[str, list[Example]]:
+  """Tokenized and segmented examples by source (the trainer's own pipeline)."""
+  return examples_from_records(records, adapter, trainer.data)
 
 
-def train_cycle(trainer: Trainer, train: ml_collections.ConfigDict,
-                real: Sequence[Example], dreams: Sequence[Example], seed: int,
-                pad_id: int) -> dict:
-  """Runs `train.steps_per_cycle` steps; returns the cycle's training statistics."""
+def _draw_counts(config, sources, steps: int, batch_size: int) -> dict:
+  """How many examples each source gives over the cycle: the stream's mixture is seeded,
+  so drawing it again counts exactly what the loop drew."""
+  mixture = build_mixture(config, sources)
+  mixture.take(steps * batch_size)
+  return dict(mixture.counts)
+
+
+def train_cycle(trainer: ml_collections.ConfigDict, setup, params,
+                real: Sequence[Example], dreams: Sequence[Example], *, seed: int,
+                dream_weight: float, probe_fn: Callable, run_dir: str):
+  """Runs one cycle's training; returns (new params, statistics)."""
   sources = {REAL: list(real)}
   if dreams:
     sources[DREAM] = list(dreams)
-  config = data_config(train, seed, bool(dreams))
-  stream = BatchStream(config, sources, int(train.batch_size), 1, pad_id)
-  losses, tokens, decision_tokens, skipped, drift = [], 0, 0.0, 0, None
-  for _ in range(int(train.steps_per_cycle)):
-    batch = stream.next_batch()
-    tokens += batch.num_tokens
-    decision_tokens += float(np.sum(batch.weights_BxD))
-    trainer.state, metrics = trainer.step_fn(trainer.state, batch)
-    metrics = jax.device_get(metrics)
-    losses.append(float(metrics["loss"]))
-    skipped += int(metrics["skipped"])
-    drift = float(metrics.get("drift/all", np.nan))
-  counts = stream.mixture.counts
-  return {"steps": int(train.steps_per_cycle), "loss_first": losses[0],
-          "loss_last": losses[-1], "loss_mean": float(np.mean(losses)),
-          "tokens": tokens, "decision_tokens": decision_tokens, "skipped": skipped,
-          "drift_all": drift, "examples_real": int(counts.get(REAL, 0)),
-          "examples_dream": int(counts.get(DREAM, 0))}
+  config = cycle_config(trainer, seed, bool(dreams), dream_weight)
+  with config.unlocked():
+    config.seed = int(seed)
+  result = train_loop(config, sources, graphdef=setup.graphdef, params=params,
+                      model_config=setup.model_config, probe_fn=probe_fn, run_dir=run_dir)
+  lines = metrics_log.read(os.path.join(run_dir, "metrics.jsonl"))
+  steps = [x for x in lines if x["type"] == "train"]
+  guard = [x for x in lines if x["type"] == "guard"]
+  losses = [float(x["loss"]) for x in steps]
+  counts = _draw_counts(config, sources, len(steps), int(config.train.batch_size))
+  stats = {
+      "steps": len(steps), "loss_first": losses[0] if losses else None,
+      "loss_last": losses[-1] if losses else None,
+      "loss_mean": float(np.mean(losses)) if losses else None,
+      "tokens": int(sum(x["tokens"] for x in steps)),
+      "decision_tokens": float(sum(x["weight"] for x in steps)),
+      "skipped": int(result.summary["num_skipped"]),
+      "drift_all": steps[-1].get("drift/all") if steps else None,
+      "examples_real": int(counts.get(REAL, 0)), "examples_dream": int(counts.get(DREAM, 0)),
+      "guard": [{k: g.get(k) for k in ("step", "event", "score", "best_score", "drop")}
+                for g in guard],
+      "rollbacks": int(result.summary["num_rollbacks"]),
+      "stopped_by_guard": bool(result.summary["stopped_by_guard"]),
+  }
+  return result.state.params, stats

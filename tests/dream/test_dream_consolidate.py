@@ -7,13 +7,14 @@ import os
 
 from msr_jax import cli
 from msr_jax.data.jsonl import read_records
+from msr_jax.dream.consolidate import RetentionProbe, retention
 
 CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "dream.py")
 CYCLE_FIELDS = {
     "cycle", "mode", "walks", "short_walks", "scenarios", "temperature", "next_temperature",
     "judges", "acceptance", "validity", "answer_accuracy", "finished", "dreams",
     "dream_validity", "novelty", "novelty_dreams", "n2_cells_scenarios", "n2_cells_dreams",
-    "n2_cells_covered", "n2_coverage", "train", "probes", "guard", "examples"}
+    "n2_cells_covered", "n2_coverage", "train", "probes", "examples"}
 PROBE_GROUPS = {"fast": {"r1_note"}, "slow": {"B_train", "N1", "N2", "N3", "spec"},
                 "knowledge": {"K1", "K2"},
                 "context": {"C1_trained", "C2", "memorization_ratio"}}
@@ -27,7 +28,7 @@ def test_one_cycle_runs_and_logs_every_field(tmp_path):
     entries = [json.loads(line) for line in f]
   assert [e["cycle"] for e in entries] == [0, 1]
   base, cycle = entries
-  assert set(base) >= {"probes", "memories", "guard"} and base["memories"] == 24
+  assert set(base) == {"cycle", "probes", "memories"} and base["memories"] == 24
   assert CYCLE_FIELDS <= set(cycle), CYCLE_FIELDS - set(cycle)
   for group, probes in PROBE_GROUPS.items():
     assert set(cycle["probes"][group]) == probes
@@ -41,6 +42,9 @@ def test_one_cycle_runs_and_logs_every_field(tmp_path):
   train = cycle["train"]
   assert train["steps"] == 2 and train["examples_dream"] > 0 and train["skipped"] == 0
   assert train["examples_real"] + train["examples_dream"] == 2 * 4
+  # The trainer's guard probed retention before and after the cycle's steps.
+  assert [g["step"] for g in train["guard"]] == [0, 2] and train["rollbacks"] == 0
+  assert os.path.exists(os.path.join(out, "train", "cycle_1", "metrics.jsonl"))
   dreams, _ = read_records(os.path.join(out, "dreams", "cycle_1.jsonl"))
   assert len(dreams) == cycle["dreams"]
   for record in dreams:
@@ -48,3 +52,17 @@ def test_one_cycle_runs_and_logs_every_field(tmp_path):
                                                                               "assistant"]
     assert record.meta["stripped_messages"] == 1 and record.meta["answer_ok"] in (True, False)
   assert os.path.exists(os.path.join(out, "memory.sqlite"))
+
+
+def test_retention_probe_scores_each_parameter_set_once():
+  calls = []
+  def score(params):
+    calls.append(params["w"])
+    return {"knowledge": {"K1": params["w"], "K2": 1.0},
+            "context": {"C1_trained": 0.5, "C2": 0.5, "memorization_ratio": 9.0}}
+  probe = RetentionProbe(score)
+  a, b = {"w": 0.0}, {"w": 1.0}
+  assert probe(a) == 0.5 and probe(a) == 0.5 and calls == [0.0]
+  assert probe(b) == retention(score(b)) == 0.75 and calls == [0.0, 1.0, 1.0]
+  probe.remember(a, probe.summary(b))  # A copy of b's values under another object.
+  assert probe(a) == 0.75 and len(calls) == 3
