@@ -41,7 +41,7 @@ def test_state_and_projection_shapes():
   requested = []
 
   def projection_fn(key, dim, rank, dtype):
-    requested.append((dim, rank))  # Shapes are static: recorded while tracing.
+    requested.append((dim, rank))  # Static: recorded while tracing (once per size).
     return optim.gaussian_projection(key, dim, rank, dtype)
 
   tx = optim.scale_by_apollo(rank=3, projection_fn=projection_fn)
@@ -56,7 +56,7 @@ def test_state_and_projection_shapes():
            enumerate(SHAPES.items())}
   updates, state = jax.jit(tx.update)(grads, state)
   assert jax.tree.map(jnp.shape, updates) == SHAPES
-  assert requested == [(6, 3), (6, 3), (8, 3)]
+  assert sorted(requested) == [(6, 3), (8, 3)]
 
 
 @pytest.mark.parametrize("rank", [1, 4, 16])
