@@ -183,3 +183,16 @@ def test_clear_errors_on_mismatched_or_integer_trees():
   with pytest.raises(ValueError, match=r"parameter \['n'\] has dtype int32"):
     sharpness.top_hessian_eigenvalue(quadratic_loss, {"n": jnp.zeros(3, jnp.int32)},
                                      jax.random.key(0))
+
+
+def test_loss_args_are_traced_arguments_not_baked_constants():
+  params = quadratic_params()
+  d = jax.tree.map(jnp.ones_like, params)
+  before = sharpness._curvature._cache_size()
+  for seed in (10, 11):  # same shapes, different data: one compilation, right answers
+    a_PxP = random_spd(seed).astype(np.float32)
+    np.testing.assert_allclose(
+        float(sharpness.directional_sharpness(quadratic_loss, params, d, loss_args=(a_PxP,))),
+        a_PxP.sum() / 7, rtol=1e-5)
+  # At most one new program (none when an earlier test compiled this signature).
+  assert sharpness._curvature._cache_size() <= before + 1
