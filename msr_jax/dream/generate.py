@@ -30,7 +30,7 @@ import numpy as np
 
 from msr_jax.data.records import Message
 from msr_jax.data.tokenize import TokenizerAdapter
-from msr_jax.dream.collide import Scenario
+from msr_jax.dream.collide import Scenario, blend_prompt, free_text_scenario
 from msr_jax import sample
 
 PLACEHOLDER = "lend"  # Any text of >= 1 token; only the tokens before it are kept.
@@ -127,3 +127,21 @@ def answer_scenarios(graphdef, params, scenarios: Sequence[Scenario], *,
                           raw_logprobs=tuple(float(x) for x in raw_BxN[b, :n]),
                           finished=finished, temperature=float(temperature)))
   return out
+
+
+def blend_scenarios(graphdef, params, memory_groups: Sequence[Sequence], *,
+                    adapter: TokenizerAdapter, decode: Callable[[list[int]], str],
+                    key: jax.Array, eos_ids: Sequence[int], temperature: float = 0.7,
+                    max_new_tokens: int = 128, batch_size: int = 8, pad_id: int = 0,
+                    prefix: str = "blend") -> list[Scenario]:
+  """For real models: the model writes one scenario per group of memories from
+  `collide.blend_prompt`; empty replies give no scenario. Parents are the groups' indices
+  into `memory_groups` (callers map them to graph node ids)."""
+  prompts = [Scenario(f"{prefix}-prompt-{i}", blend_prompt(group))
+             for i, group in enumerate(memory_groups)]
+  replies = answer_scenarios(graphdef, params, prompts, adapter=adapter, decode=decode,
+                             fast_store=(), temperature=temperature, key=key,
+                             eos_ids=eos_ids, max_new_tokens=max_new_tokens,
+                             batch_size=batch_size, pad_id=pad_id)
+  return [free_text_scenario(r.text, f"{prefix}-{i}", parents=(i,))
+          for i, r in enumerate(replies) if r.text.strip()]

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from msr_jax.dream import collide
-from msr_jax.dream.generate import AdaptiveTemperature, answer_scenarios, prompt_tokens
+from msr_jax.dream.generate import (AdaptiveTemperature, answer_scenarios, blend_scenarios,
+                                    prompt_tokens)
 from msr_jax.world import tokenizer
 
 
@@ -77,3 +78,16 @@ def test_answers_are_batched_seeded_and_decoded(world, tok, tiny_model, real_rec
   backward = answer_scenarios(graphdef, params, scenarios[::-1], temperature=0.0,
                               key=jax.random.key(0), batch_size=2, **kwargs)
   assert [r.tokens for r in forward] == [r.tokens for r in backward[::-1]]
+
+
+def test_blend_scenarios_plumbing(tok, tiny_model, real_records):
+  _, graphdef, params = tiny_model
+  groups = [real_records[0:3], real_records[3:5]]
+  scenarios = blend_scenarios(
+      graphdef, params, groups, adapter=tokenizer.adapter(tok),
+      decode=lambda ids: tok.decode(ids, skip_special_tokens=True), key=jax.random.key(0),
+      eos_ids=[4], temperature=1.0, max_new_tokens=6, batch_size=2)
+  assert 1 <= len(scenarios) <= 2
+  for s in scenarios:
+    assert s.situation is None and [m.role for m in s.messages] == ["user"]
+    assert s.messages[0].content and s.parents[0] in (0, 1)
