@@ -88,7 +88,12 @@ def make_judges(names: Sequence[str], setup: DreamSetup, params, fast_store,
 
 def _write_log(path: str, entries: list[dict]) -> None:
   text = "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries)
-  checkpoint.atomic_write(path, lambda tmp: open(tmp, "w").write(text))
+
+  def write(tmp: str) -> None:
+    with open(tmp, "w", encoding="utf-8") as f:
+      f.write(text)
+
+  checkpoint.atomic_write(path, write)
 
 
 def retention(probes: dict) -> float:

@@ -66,3 +66,25 @@ def test_retention_probe_scores_each_parameter_set_once():
   assert probe(b) == retention(score(b)) == 0.75 and calls == [0.0, 1.0, 1.0]
   probe.remember(a, probe.summary(b))  # A copy of b's values under another object.
   assert probe(a) == 0.75 and len(calls) == 3
+
+
+def test_in_process_real_only_arm_keeps_the_base_parameters(tmp_path):
+  import jax
+  import numpy as np
+  from msr_jax.dream.consolidate import run_consolidation
+  from msr_jax.dream.setup import townworld_setup
+  from msr_jax.memory import MemoryGraph
+  from msr_jax.runner.config import load_config
+
+  config = load_config(f"{CONFIG}:smoke", ["--config.dream.cycles=1",
+                                           "--config.dream.mode=none"])
+  with MemoryGraph.open(str(tmp_path / "m.sqlite")) as graph:
+    setup, base = townworld_setup(config, graph)
+    before = jax.tree_util.tree_map(np.asarray, base)
+    cycles = run_consolidation(config, base, setup, run_dir=None, log=lambda _: None)
+  assert [c["cycle"] for c in cycles] == [0, 1]
+  assert "judges" not in cycles[1] and cycles[1]["train"]["examples_dream"] == 0
+  assert cycles[1]["train"]["examples_real"] == 8 and cycles[1]["scenarios"] > 0
+  # The trainer donated its own copy; the caller's base parameters are intact.
+  jax.tree_util.tree_map(np.testing.assert_array_equal, before,
+                         jax.tree_util.tree_map(np.asarray, base))
