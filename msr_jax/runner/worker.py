@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 import time
 import traceback
@@ -21,6 +22,15 @@ def resolve_entry(entry: str):
   module_name, _, function_name = entry.partition(":")
   module = importlib.import_module(module_name)
   return getattr(module, function_name)
+
+
+def enable_compilation_cache(run_dir: str) -> None:
+  """Arms of a sweep compile the same shapes: share the compiled programs on disk."""
+  import jax
+
+  jax.config.update("jax_compilation_cache_dir", os.path.join(run_dir, ".jax_cache"))
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def run_spec(spec: dict, run_dir: str) -> dict:
@@ -44,6 +54,7 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   with open(args.spec) as f:
     spec = json.load(f)
+  enable_compilation_cache(args.run_dir)
   result = run_spec(spec, args.run_dir)
   return 0 if result["status"] == "ok" else 1
 

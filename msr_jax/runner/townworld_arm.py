@@ -1,0 +1,292 @@
+"""One arm x seed of a Townworld experiment: sequential behaviour updates from the base
+model, scored on every probe before, during and after training.
+
+Entry point for experiment files: `entry = "msr_jax.runner.townworld_arm:run"`, with the
+arm config documented in `ARM_DEFAULTS` (experiment files start from `arm_config()` and
+change fields). Output (JSON):
+
+  scores[probe] = {"base": [0/1 per item], "final": [...]}   exact match, fixed item order
+  stages        R[stage][group] means (stage 0 = base) over GROUPS, and ACC/BWT/forgetting
+  during        [{"step", "knowledge", "context", "behaviour"}] every eval.every steps
+  stability_gap min of each group during training, and the dip below its starting value
+  kl_to_base, context_cka, sharpness, composite, train (per stage loop summaries)
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import pathlib
+import tempfile
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax import nnx
+
+from msr_jax.eval import metrics as cl_metrics
+from msr_jax.eval import probes, probes_score, similarity
+from msr_jax.runner import arm_data
+from msr_jax.runner.config import load_config_file
+from msr_jax.train.loop import train_loop
+from msr_jax.train.setup import examples_from_records
+from msr_jax.world import checkpoint, tokenizer
+from msr_jax.world.world import World
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+KNOWLEDGE = ("K1", "K2")
+CONTEXT_PREFIX = ("C1_", "C2")
+NOVEL = ("N1", "N2", "N3")
+
+ARM_DEFAULTS = {
+    "base_checkpoint": "assets/townworld_base",
+    "stages": 1,                 # sequential behaviour updates (R1, then held-out rules)
+    "optim": {"name": "adamw", "learning_rate": 1e-4, "weight_decay": 0.0},
+    "train": {"mode": "context_frozen", "steps": 60, "batch_size": 8},
+    "data": {"mixture": "diverse", "behaviour_records": 512, "replay_records": 1024,
+             "replay_weight": 0.5, "regime": "note_relevant", "dream_weight": 0.3},
+    "guard": {"every": 0, "threshold": 0.05, "action": "halve_lr"},
+    "stress": {"bad_batch_fraction": 0.0, "bad_dream_fraction": 0.0},
+    "dream": {"mode": "none", "count": 256},
+    "memory": {"self_targets": False},
+    "eval": {"every": 20, "sizes": {}, "during_items": 48, "sharpness": False},
+}
+
+
+def arm_config(**changes) -> dict:
+  """ARM_DEFAULTS with dotted-name changes (`arm_config(**{"optim.learning_rate": 1e-3})`)."""
+  config = copy.deepcopy(ARM_DEFAULTS)
+  for dotted, value in changes.items():
+    *parents, leaf = dotted.split(".")
+    node = config
+    for p in parents:
+      node = node[p]
+    if leaf not in node:
+      raise KeyError(f"arm config has no field {dotted!r}")
+    node[leaf] = value
+  return config
+
+
+@dataclasses.dataclass
+class Base:
+  model_config: object
+  graphdef: object
+  params: dict
+  adapter: object
+  pad_id: int
+  world: World
+  probe_seed: int
+
+
+def load_base(directory: str) -> Base:
+  path = directory if os.path.isabs(directory) else str(REPO / directory)
+  from msr_jax.eval.probes_card import world_settings
+  settings = world_settings(path)
+  model_config, graphdef, params = checkpoint.load(path)
+  tok = tokenizer.load(os.path.join(path, checkpoint.TOKENIZER))
+  world = World.build(settings["world_seed"], num_people=settings["num_people"])
+  return Base(model_config, graphdef, nnx.to_pure_dict(params), tokenizer.adapter(tok),
+              tok.token_to_id(tokenizer.PAD), world, int(settings["probe_seed"]))
+
+
+def groups_of(names) -> dict[str, list[str]]:
+  groups = {"knowledge": [n for n in names if n in KNOWLEDGE],
+            "context": [n for n in names if n.startswith(CONTEXT_PREFIX)],
+            "behaviour": [n for n in names if n == "B_train"]}
+  for n in sorted(names):
+    if n.startswith("B_train_s"):
+      groups[f"behaviour_{n.rsplit('_s', 1)[1]}"] = [n]
+  return groups
+
+
+def build_items(base: Base, rules, sizes: dict) -> list:
+  items = [i for i in probes.build(base.world, base.probe_seed, base.adapter, sizes)
+           if i.probe not in ("C2_stored", "K4")]
+  zero = {k: 0 for k in probes.DEFAULT_SIZES}
+  for k, rule in enumerate(rules[1:], start=2):
+    n = sizes.get("behaviour", probes.DEFAULT_SIZES["behaviour"])
+    stage = probes.build(arm_data.stage_world(base.world, rule), base.probe_seed + k,
+                         base.adapter, {**zero, "behaviour": n})
+    items += [dataclasses.replace(i, probe=f"B_train_s{k}") for i in stage if i.probe == "B_train"]
+  return items
+
+
+def _exact(base: Base, params, items) -> np.ndarray:
+  _, exact = probes_score.score_items(base.graphdef, params, items, pad_id=base.pad_id)
+  return exact.astype(np.float64)
+
+
+def _by_probe(items, exact) -> dict[str, np.ndarray]:
+  out: dict[str, list] = {}
+  for item, e in zip(items, exact):
+    out.setdefault(item.probe, []).append(e)
+  return {k: np.asarray(v) for k, v in out.items()}
+
+
+def _group_means(by_probe: dict, groups: dict) -> dict[str, float]:
+  return {g: float(np.mean(np.concatenate([by_probe[n] for n in names])))
+          for g, names in groups.items() if names}
+
+
+def _train_config(cfg, run_dir: str, seed: int, sources: dict) -> ml_collections.ConfigDict:
+  config = load_config_file(str(REPO / "configs" / "train.py"))
+  config.seed = seed
+  config.run_dir = run_dir
+  config.resume = False
+  config.progress = False
+  config.optim = ml_collections.ConfigDict(cfg.optim.to_dict())
+  config.train.mode = cfg.train.mode
+  config.train.steps = int(cfg.train.steps)
+  config.train.batch_size = int(cfg.train.batch_size)
+  config.checkpoint.every = int(cfg.train.steps)
+  config.checkpoint.keep = 1
+  config.guard.every = int(cfg.guard.every)
+  config.guard.threshold = float(cfg.guard.threshold)
+  config.guard.action = cfg.guard.action
+  data = config.data
+  data.seed = seed
+  data.max_context_tokens = 256
+  data.context_buckets = (64, 128, 256)
+  data.decision_buckets = (8, 16, 32, 64)
+  weights = {arm_data.BEHAVIOUR: 1.0, arm_data.REPLAY: float(cfg.data.replay_weight),
+             "dream": float(cfg.data.dream_weight)}
+  present = {k: v for k, v in weights.items() if k in sources and v > 0}
+  if len(present) > 1:
+    data.mixture = "diverse"
+    data.weights = ml_collections.ConfigDict(present)
+  else:
+    data.mixture, data.narrow_source = "narrow", arm_data.BEHAVIOUR
+  return config
+
+
+def _stage_sources(cfg, base: Base, rule, stage: int, seed: int, params) -> dict[str, list]:
+  records = arm_data.behaviour_records(base.world, rule, 1000 * seed + stage,
+                                       int(cfg.data.behaviour_records), cfg.data.regime)
+  records = arm_data.corrupt(records, float(cfg.stress.bad_batch_fraction), 1000 * seed + stage)
+  if cfg.memory.self_targets:
+    from msr_jax.runner import arm_dreams
+    records = arm_dreams.self_targets(base, params, records, rule, seed)
+  if cfg.data.mixture == "diverse":
+    records += arm_data.replay_records(base.world, 1000 * seed + stage,
+                                       int(cfg.data.replay_records))
+  elif cfg.data.mixture != "narrow":
+    raise ValueError(f"data.mixture: unknown {cfg.data.mixture!r} (diverse | narrow)")
+  if cfg.dream.mode != "none":
+    from msr_jax.runner import arm_dreams
+    records += arm_dreams.dream_records(cfg, base, params, rule, stage, seed)
+  return records
+
+
+def _similarity(base: Base, params, items) -> tuple[float, float]:
+  """KL(base || now) per token and linear CKA of context hidden states, on note items."""
+  notes = [i for i in items if i.probe.startswith("C1_")][:64]
+  length = max(len(i.tokens) for i in notes)
+  tokens = np.full((len(notes), length), base.pad_id, np.int32)
+  mask = np.zeros((len(notes), length), bool)
+  for r, item in enumerate(notes):
+    tokens[r, :len(item.tokens)] = item.tokens
+    mask[r, :item.start] = True  # the note and question: the context being read
+  kl = similarity.model_kl_to_base(base.graphdef, base.params, params, tokens, mask)
+  cka = similarity.hidden_state_cka(base.graphdef, base.params, params, tokens, mask)
+  return float(kl), float(np.asarray(cka).mean())
+
+
+def _sharpness(base: Base, params, items, seed: int) -> dict:
+  """Curvature of the retained tasks' loss along the update d = params - base."""
+  from msr_jax.eval import sharpness
+  retained = [i for i in items if i.probe in KNOWLEDGE or i.probe.startswith("C1_")][:64]
+  length = max(len(i.tokens) for i in retained)
+  tokens = np.full((len(retained), length), base.pad_id, np.int32)
+  mask = np.zeros((len(retained), length), np.float32)
+  for r, item in enumerate(retained):
+    tokens[r, :len(item.tokens)] = item.tokens
+    mask[r, item.start - 1:item.end - 1] = 1.0
+  graphdef = base.graphdef
+
+  def loss_fn(p, tokens_BxT, mask_BxT):
+    from msr_jax.model import forward
+    logits, _ = forward(graphdef, p, tokens_BxT)
+    logp = jax.nn.log_softmax(logits[:, :-1], axis=-1)
+    nll = -jnp.take_along_axis(logp, tokens_BxT[:, 1:, None], axis=-1)[..., 0]
+    return jnp.sum(nll * mask_BxT[:, :-1]) / jnp.sum(mask_BxT)
+
+  args = (jnp.asarray(tokens), jnp.asarray(mask))
+  direction = jax.tree.map(lambda a, b: a - b, params, base.params)
+  observed = float(loss_fn(params, *args) - loss_fn(base.params, *args))
+  quad = sharpness.quadratic_forgetting(loss_fn, base.params, direction, loss_args=args)
+  directional = sharpness.directional_sharpness(loss_fn, base.params, direction, loss_args=args)
+  top = sharpness.top_hessian_eigenvalue(loss_fn, params, jax.random.key(seed), loss_args=args)
+  lam = top[0] if isinstance(top, tuple) else getattr(top, "eigenvalue", top)
+  return {"quadratic_prediction": float(quad), "observed_increase": observed,
+          "directional": float(directional), "lambda_max": float(lam)}
+
+
+def run(config: dict, seed: int) -> dict:
+  cfg = ml_collections.ConfigDict(config)
+  base = load_base(cfg.base_checkpoint)
+  rules = arm_data.stage_rules(base.world, int(cfg.stages))
+  items = build_items(base, rules, dict(cfg.eval.sizes))
+  names = sorted({i.probe for i in items})
+  groups = groups_of(names)
+  base_exact = _exact(base, base.params, items)
+  stage_rows = [_group_means(_by_probe(items, base_exact), groups)]
+  # A fixed small subset for the curves during training (the stability gap).
+  rng = np.random.default_rng(0)
+  during_items = []
+  for group in ("knowledge", "context", "behaviour"):
+    pool = [i for i in items if i.probe in groups[group]]
+    take = rng.permutation(len(pool))[:int(cfg.eval.during_items)]
+    during_items += [dataclasses.replace(pool[j], probe=group) for j in sorted(take)]
+  during, summaries = [], []
+  params = base.params
+  offset = 0
+
+  def record_during(step, params_now):
+    exact = _by_probe(during_items, _exact(base, params_now, during_items))
+    during.append({"step": offset + step, **{g: float(v.mean()) for g, v in exact.items()}})
+
+  record_during(0, params)
+  guard_items = [i for i in during_items if i.probe in ("knowledge", "context")]
+  probe_fn = (lambda p: float(_exact(base, p, guard_items).mean())) if cfg.guard.every else None
+  every = int(cfg.eval.every)
+  for stage, rule in enumerate(rules, start=1):
+    records = _stage_sources(cfg, base, rule, stage, seed, params)
+    with tempfile.TemporaryDirectory(prefix="msr-arm-") as tmp:
+      train_cfg = _train_config(cfg, tmp, seed, {r.source for r in records})
+      sources = examples_from_records(records, base.adapter, train_cfg.data)
+      callback = lambda step, _m, state: (record_during(step, state.params)
+                                          if every and step % every == 0 else None)
+      result = train_loop(train_cfg, sources, graphdef=base.graphdef, params=params,
+                          model_config=base.model_config, probe_fn=probe_fn,
+                          callbacks=[callback])
+    params = jax.device_get(result.state.params)
+    summaries.append(result.summary | {"records": {s: len(v) for s, v in sources.items()}})
+    offset += int(result.summary["step"])
+    stage_rows.append(_group_means(_by_probe(items, _exact(base, params, items)), groups))
+  final_exact = _exact(base, params, items)
+  base_by, final_by = _by_probe(items, base_exact), _by_probe(items, final_exact)
+  task_cols = ["behaviour"] + [f"behaviour_{k}" for k in range(2, len(rules) + 1)]
+  columns = task_cols + ["knowledge", "context"]
+  matrix = np.asarray([[row[c] for c in columns] for row in stage_rows])
+  kl, cka = _similarity(base, params, items)
+  ratio = lambda g: min(1.0, stage_rows[-1][g] / max(stage_rows[0][g], 1e-9))
+  novel = float(np.mean([final_by[n].mean() for n in NOVEL]))
+  output = {
+      "scores": {n: {"base": base_by[n].tolist(), "final": final_by[n].tolist()} for n in names},
+      "stages": {"columns": columns, "R": matrix.tolist(),
+                 "acc": cl_metrics.acc(matrix),
+                 "bwt": cl_metrics.bwt(matrix, list(range(len(task_cols)))) if len(rules) > 1 else None,
+                 "forgetting": float(np.mean(cl_metrics.forgetting_per_probe(matrix)))},
+      "during": during,
+      "stability_gap": {g: {"min": min(d[g] for d in during), "start": during[0][g]}
+                        for g in ("knowledge", "context", "behaviour")},
+      "kl_to_base": kl, "context_cka": cka,
+      "composite": novel * ratio("knowledge") * ratio("context"),
+      "train": summaries,
+      "rules": [r.text() for r in rules],
+  }
+  if cfg.eval.sharpness:
+    output["sharpness"] = _sharpness(base, params, items, seed)
+  return output
