@@ -14,9 +14,12 @@ Metrics (`metric` in a criterion):
   "gain:P"         final - base, per item
   "forgetting:P"   base - final, per item (the harm; positive = forgotten)
   "transfer_ratio:NOVEL/TRAIN"  (mean gain on NOVEL) / (mean gain on TRAIN), a ratio
+  "value:a.b"      a scalar of the output (one item per seed), e.g. "value:composite"
+Probe lists may use a trailing "*" as a wildcard ("forgetting:K1+C1_*").
 Criterion kinds:
-  non_inferiority  harm metric of `arm`: supported if the CI's upper bound < margin;
-                   not supported if its lower bound >= margin; else inconclusive.
+  non_inferiority  harm metric of `arm` (or, with `baseline`, baseline minus arm): supported
+                   if the CI's upper bound < margin; not supported if its lower bound >=
+                   margin; else inconclusive.
   superiority      metric of `arm` minus `baseline` in `direction`: the CI excludes 0.
   threshold        estimate >= min and CI lower bound > ci_low_min.
 Every criterion gets a one-sided bootstrap p-value; `primary: true` marks the one that
@@ -46,14 +49,34 @@ class CriterionResult:
   detail: str = ""
 
 
-def _probe_items(output: dict, probes: str, which: str) -> np.ndarray:
-  parts = []
+def _expand_probes(probes: str, scores: dict) -> list[str]:
+  names = []
   for probe in probes.split("+"):
-    scores = output.get("scores", {})
-    if probe not in scores:
+    if probe.endswith("*"):
+      matched = sorted(k for k in scores if k.startswith(probe[:-1]))
+      if not matched:
+        raise KeyError(f"no probe matches {probe!r} (has {sorted(scores)})")
+      names += matched
+    elif probe not in scores:
       raise KeyError(f"probe {probe!r} not in the run's scores (has {sorted(scores)})")
-    parts.append(np.asarray(scores[probe][which], np.float64))
-  return np.concatenate(parts)
+    else:
+      names.append(probe)
+  return names
+
+
+def _probe_items(output: dict, probes: str, which: str) -> np.ndarray:
+  scores = output.get("scores", {})
+  return np.concatenate([np.asarray(scores[p][which], np.float64)
+                         for p in _expand_probes(probes, scores)])
+
+
+def _value(output: dict, dotted: str) -> np.ndarray:
+  node = output
+  for part in dotted.split("."):
+    if not isinstance(node, dict) or part not in node:
+      raise KeyError(f"output has no {dotted!r}")
+    node = node[part]
+  return np.asarray([float(node)])
 
 
 def metric_items(output: dict, metric: str) -> np.ndarray:
@@ -64,6 +87,8 @@ def metric_items(output: dict, metric: str) -> np.ndarray:
     return _probe_items(output, probes, "final") - _probe_items(output, probes, "base")
   if kind == "forgetting":
     return _probe_items(output, probes, "base") - _probe_items(output, probes, "final")
+  if kind == "value":
+    return _value(output, probes)
   raise ValueError(f"unknown metric {metric!r}")
 
 
@@ -129,7 +154,13 @@ def evaluate_criterion(criterion: dict, runs_by_arm: dict, num_resamples: int = 
   try:
     if kind == "non_inferiority":
       margin = float(criterion["margin"])
-      interval, (fn, arrays) = statistic_for(runs_by_arm, arm, metric, num_resamples, seed)
+      if "baseline" in criterion:  # harm = how much worse the arm is than the baseline
+        b = arm_matrix(runs_by_arm, criterion["baseline"], metric)
+        a = arm_matrix(runs_by_arm, arm, metric)
+        fn, arrays = (lambda x, y: x.mean() - y.mean()), [b, a]
+        interval = stats.paired_bootstrap(fn, arrays, num_resamples, seed)
+      else:
+        interval, (fn, arrays) = statistic_for(runs_by_arm, arm, metric, num_resamples, seed)
       outcome = (SUPPORTED if interval.high < margin else
                  NOT_SUPPORTED if interval.low >= margin else INCONCLUSIVE)
       p = _p_below(fn, arrays, margin, num_resamples, seed + 1)
@@ -156,12 +187,40 @@ def evaluate_criterion(criterion: dict, runs_by_arm: dict, num_resamples: int = 
       p = (np.sum(~(samples >= minimum)) + 1) / (num_resamples + 1)
       detail = (f"{interval.estimate:.4f} [{interval.low:.4f}, {interval.high:.4f}] "
                 f"vs min {minimum}" + (f", CI low > {ci_low_min}" if np.isfinite(ci_low_min) else ""))
+    elif kind == "worst_case_superiority":
+      interval, p, detail = _worst_case(criterion, runs_by_arm, num_resamples, seed)
+      outcome = (SUPPORTED if interval.low > 0 else NOT_SUPPORTED if interval.high < 0
+                 else INCONCLUSIVE)
     else:
       raise ValueError(f"unknown criterion kind {kind!r}")
   except KeyError as e:
     return CriterionResult(name, kind, description, None, INCONCLUSIVE, 1.0, primary,
                            f"missing data: {e}")
   return CriterionResult(name, kind, description, interval, outcome, float(p), primary, detail)
+
+
+def worst_case_matrix(runs_by_arm: dict, prefix: str, metric: str) -> np.ndarray:
+  """seeds x 1: per seed, the minimum of a scalar metric over the arms named
+  `prefix@<stress cell>` (robustness = the worst case over the stress grid)."""
+  cells = sorted(a for a in runs_by_arm if a.split("@")[0] == prefix)
+  if not cells:
+    raise KeyError(f"no arms named {prefix}@<stress>")
+  stacked = np.stack([arm_matrix(runs_by_arm, a, metric).mean(axis=1) for a in cells])
+  return stacked.min(axis=0)[:, None]
+
+
+def _worst_case(criterion, runs_by_arm, num_resamples, seed):
+  """The arm's worst case minus the best of the baselines' worst cases, over seeds."""
+  metric = criterion["metric"]
+  arm = worst_case_matrix(runs_by_arm, criterion["arm"], metric)
+  baselines = [worst_case_matrix(runs_by_arm, b, metric) for b in criterion["baselines"]]
+  fn = lambda a, *bs: a.mean() - max(b.mean() for b in bs)
+  interval = stats.paired_bootstrap(fn, [arm] + baselines, num_resamples, seed)
+  samples = _samples(fn, [arm] + baselines, num_resamples, seed + 1)
+  p = (np.sum(~(samples > 0)) + 1) / (num_resamples + 1)
+  detail = (f"worst case of {criterion['arm']} minus best single worst case = "
+            f"{interval.estimate:+.4f} [{interval.low:+.4f}, {interval.high:+.4f}]")
+  return interval, float(p), detail
 
 
 def verdict(results: list[CriterionResult]) -> str:

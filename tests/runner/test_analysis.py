@@ -59,3 +59,31 @@ def test_verdict_and_holm():
 def test_pareto():
   front = analysis.pareto_front({"lo": (0.2, 0.0), "mid": (0.9, 0.01), "bad": (0.5, 0.05)})
   assert front == {"lo": [], "mid": [], "bad": ["mid"]}
+
+
+def _valued(values):
+  return [{"spec": {"seed": s}, "output": {"composite": v, "scores": {}}} for s, v in enumerate(values)]
+
+
+def test_worst_case_superiority_and_value_metric():
+  runs = {"all@lr": _valued([0.8, 0.7, 0.9]), "all@bad": _valued([0.6, 0.65, 0.7]),
+          "one@lr": _valued([0.9, 0.9, 0.9]), "one@bad": _valued([0.2, 0.3, 0.25])}
+  m = analysis.worst_case_matrix(runs, "all", "value:composite")
+  np.testing.assert_allclose(m[:, 0], [0.6, 0.65, 0.7])
+  crit = {"kind": "worst_case_superiority", "arm": "all", "baselines": ["one"],
+          "metric": "value:composite"}
+  r = analysis.evaluate_criterion(crit, runs, num_resamples=200)
+  assert r.outcome == analysis.SUPPORTED and r.interval.estimate == pytest.approx(0.4)
+
+
+def test_wildcard_and_baseline_non_inferiority():
+  def arm(final):
+    return [_run(s, {"C1_2": {"base": [1.0] * 4, "final": final},
+                     "C1_3": {"base": [1.0] * 4, "final": final}}) for s in range(3)]
+  runs = {"cf": arm([1.0, 1.0, 1.0, 1.0]), "full": arm([1.0, 1.0, 1.0, 0.0])}
+  items = analysis.metric_items(runs["full"][0]["output"], "forgetting:C1_*")
+  assert items.tolist() == [0, 0, 0, 1, 0, 0, 0, 1]
+  crit = {"kind": "non_inferiority", "metric": "score:C1_*", "arm": "cf", "baseline": "full",
+          "margin": 0.1}
+  r = analysis.evaluate_criterion(crit, runs, num_resamples=200)
+  assert r.interval.estimate == pytest.approx(-0.25) and r.outcome == analysis.SUPPORTED

@@ -1,0 +1,82 @@
+"""The generative and architectural defences inside a Townworld arm.
+
+dream_records   walk -> collide -> answer with the stage's rule note in context -> judge
+                -> keep (filtered | unfiltered | oracle), through `dream.consolidate.dream_cycle`.
+                Dreams that land in a held-out N2 cell are dropped, so the N2 probe
+                measures cells no dream covered (P4's requirement). The stress
+                `bad_dream_fraction` corrupts that share of the kept dreams.
+self_targets    the fast store consolidated into weights: the training answers of the
+                real situations are the model's own greedy answers with the rule note in
+                context (context distillation), where the format judge accepts them; the
+                given label is kept where it does not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+
+import jax
+import ml_collections
+
+from msr_jax.data.records import Message
+from msr_jax.dream import collide, judges
+from msr_jax.dream import townworld as dream_world
+from msr_jax.dream.consolidate import DreamSetup, dream_cycle, fill_memory
+from msr_jax.dream.generate import answer_scenarios
+from msr_jax.memory import MemoryGraph
+from msr_jax.runner import arm_data
+from msr_jax.world import tokenizer
+
+
+def _setup(base, world, graph, real_records) -> DreamSetup:
+  tok = tokenizer.build()
+  return DreamSetup(world=world, graphdef=base.graphdef, model_config=base.model_config,
+                    adapter=base.adapter, decode=lambda ids: tok.decode(ids),
+                    pad_id=base.pad_id, eos_ids=(tok.token_to_id(tokenizer.EOT),),
+                    graph=graph, real_records=list(real_records))
+
+
+def _dream_config(cfg, seed: int) -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict({"seed": seed, "dream": {
+      "mode": cfg.dream.mode, "walks_per_cycle": int(cfg.dream.count), "walk_length": 3,
+      "restart_prob": 0.1, "split_cell": False, "judges": ("format",), "judge": "format",
+      "threshold": 0.5, "self_threshold": 0.5, "top_fraction": None, "max_new_tokens": 12,
+      "generate_batch_size": 64}})
+
+
+def dream_records(cfg, base, params, rule, stage: int, seed: int) -> list:
+  world = arm_data.stage_world(base.world, rule)
+  real = arm_data.behaviour_records(base.world, rule, 1000 * seed + stage,
+                                    int(cfg.data.behaviour_records))
+  with tempfile.TemporaryDirectory(prefix="msr-dream-") as tmp:
+    with MemoryGraph.open(f"{tmp}/memory.sqlite") as graph:
+      fill_memory(graph, real)
+      setup = _setup(base, world, graph, real)
+      keys = collide.real_keys(real)
+      records, _ = dream_cycle(_dream_config(cfg, seed), setup, params, stage, 0.7, keys,
+                               jax.random.key(seed * 100 + stage))
+  kept = [r for r in records if tuple(r.meta.get("cell", ())) not in world.n2_cells]
+  kept = arm_data.corrupt(kept, float(cfg.stress.bad_dream_fraction), 7000 + seed)
+  return [dataclasses.replace(r, source="dream") for r in kept]
+
+
+def self_targets(base, params, records, rule, seed: int) -> list:
+  tok = tokenizer.build()
+  scenarios = [collide.Scenario(r.id, r.messages[:-1], dream_world.parse_situation(r))
+               for r in records]
+  fast_store = (Message("system", rule.text()),)
+  responses = answer_scenarios(
+      base.graphdef, params, scenarios, adapter=base.adapter, decode=tok.decode,
+      fast_store=fast_store, temperature=0.0, key=jax.random.key(seed),
+      eos_ids=(tok.token_to_id(tokenizer.EOT),), max_new_tokens=12, batch_size=64,
+      pad_id=base.pad_id)
+  verdicts = judges.FormatJudge().judge_batch(scenarios, responses)
+  out = []
+  for record, response, verdict in zip(records, responses, verdicts):
+    if verdict.score >= 0.5 and response.text:
+      messages = record.messages[:-1] + (Message("assistant", response.text),)
+      record = dataclasses.replace(record, messages=messages,
+                                   meta={**record.meta, "self_target": True})
+    out.append(record)
+  return out
