@@ -43,7 +43,7 @@ NOVEL = ("N1", "N2", "N3")
 ARM_DEFAULTS = {
     "base_checkpoint": "assets/townworld_base",
     "stages": 1,                 # sequential behaviour updates (R1, then held-out rules)
-    "optim": {"name": "adamw", "learning_rate": 1e-4, "weight_decay": 0.0},
+    "optim": {"name": "adamw", "learning_rate": 1e-4, "weight_decay": 0.0, "kwargs": {}},
     "train": {"mode": "context_frozen", "steps": 60, "batch_size": 8},
     "data": {"mixture": "diverse", "behaviour_records": 512, "replay_records": 1024,
              "replay_weight": 0.5, "regime": "note_relevant", "dream_weight": 0.3},
@@ -67,6 +67,67 @@ def arm_config(**changes) -> dict:
       raise KeyError(f"arm config has no field {dotted!r}")
     node[leaf] = value
   return config
+
+
+# What a scale changes in every arm. Smoke: the CPU, minutes for all five predictions.
+SCALES = {
+    "smoke": {"train.steps": 40, "train.batch_size": 8, "data.behaviour_records": 256,
+              "data.replay_records": 512, "eval.every": 20, "eval.during_items": 32,
+              "dream.count": 96,
+              "eval.sizes": {"K1": 60, "K2": 60, "qa_trained": 0, "K4": 0, "C1": 10,
+                             "C2": 40, "R0": 40, "rule": 30, "rule_novel": 30,
+                             "r1_note": 30, "behaviour": 40, "N4": 20}},
+    "full": {"train.steps": 300, "train.batch_size": 16, "data.behaviour_records": 2048,
+             "data.replay_records": 4096, "eval.every": 25, "eval.during_items": 96,
+             "dream.count": 512, "eval.sizes": {}},
+}
+SEEDS = {"smoke": [0, 1, 2], "full": [0, 1, 2, 3, 4]}
+
+# The six defences as (on, off) changes of an arm config: the switches of P5 and the
+# ablations. "all" is every defence on; "none" every defence off.
+DEFENCES = {
+    "parameter": ({"optim.name": "apollo", "optim.kwargs": {"rank": 32}},
+                  {"optim.name": "adamw", "optim.kwargs": {}}),
+    "gradient": ({"train.mode": "context_frozen"}, {"train.mode": "full"}),
+    "data": ({"data.mixture": "diverse"}, {"data.mixture": "narrow"}),
+    "temporal": ({"guard.every": 10}, {"guard.every": 0}),
+    "architectural": ({"memory.self_targets": True}, {"memory.self_targets": False}),
+    "generative": ({"dream.mode": "filtered"}, {"dream.mode": "none"}),
+}
+
+
+# The stress grid of P5 and the ablations: every defence set is run in every cell, and
+# robustness is its worst composite score over the cells.
+STRESS = {
+    "smoke": {"hot": {"optim.learning_rate": 1e-3, "stages": 2},
+              "dirty": {"stress.bad_batch_fraction": 0.2, "stress.bad_dream_fraction": 0.3}},
+    "full": {"hot": {"optim.learning_rate": 1e-3},
+             "sequential": {"stages": 3},
+             "dirty": {"stress.bad_batch_fraction": 0.2, "stress.bad_dream_fraction": 0.3},
+             "all": {"optim.learning_rate": 1e-3, "stages": 3,
+                     "stress.bad_batch_fraction": 0.2, "stress.bad_dream_fraction": 0.3}},
+}
+
+
+def defence_arms(scale: str, defence_sets: dict[str, tuple[str, ...]]) -> dict:
+  """{f"{name}@{cell}": changes} for every defence set x stress cell."""
+  return {f"{name}@{cell}": {**defence_changes(on), **stress}
+          for name, on in defence_sets.items() for cell, stress in STRESS[scale].items()}
+
+
+def defence_changes(on: tuple[str, ...]) -> dict:
+  """Arm changes with exactly the defences in `on` switched on."""
+  changes = {}
+  for name, (enabled, disabled) in DEFENCES.items():
+    changes.update(enabled if name in on else disabled)
+  return changes
+
+
+def scaled_config(scale: str, **changes) -> dict:
+  """`arm_config` at a scale ("smoke" | "full"), then `changes` (dotted names)."""
+  if scale not in SCALES:
+    raise ValueError(f"unknown scale {scale!r}; expected one of {sorted(SCALES)}")
+  return arm_config(**{**SCALES[scale], **changes})
 
 
 @dataclasses.dataclass
