@@ -27,6 +27,7 @@ class LoadedModel:
   tokenizer: Any | None       # A transformers fast tokenizer, or None.
   source: str                 # The path it was loaded from.
   format: str                 # "hf" | "gguf" | "native"
+  _jitted: Any = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
 
 def detect_format(path: str) -> str:
@@ -65,12 +66,20 @@ def load(path: str | os.PathLike, **config_changes) -> LoadedModel:
   return LoadedModel(config, graphdef, params, tokenizer, path, fmt)
 
 
-@functools.cache
-def _jitted_forward():
-  import jax
+def _jitted_forward(loaded: "LoadedModel"):
+  """`forward` jitted with this model's graph definition bound in (once per graphdef).
 
-  from msr_jax.model import forward
-  return jax.jit(forward, static_argnums=0)
+  Binding beats `static_argnums`: jit hashes static arguments on every call, and hashing
+  a 30-layer GraphDef costs milliseconds, more than a small forward pass.
+  """
+  cached = loaded._jitted
+  if cached is None or cached[0] is not loaded.graphdef:
+    import jax
+
+    from msr_jax.model import forward
+    cached = (loaded.graphdef, jax.jit(functools.partial(forward, loaded.graphdef)))
+    loaded._jitted = cached
+  return cached[1]
 
 
 def _as_batch(token_ids, vocab_size: int) -> np.ndarray:
@@ -93,7 +102,7 @@ def forward_logits(loaded: LoadedModel, token_ids) -> np.ndarray:
   """Float32 logits of shape (batch, length, vocab) for a (batch, length) or (length,)
   array of token ids (a causal forward from position 0, no cache)."""
   tokens_BxT = _as_batch(token_ids, loaded.config.vocab_size)
-  logits_BxTxV, _ = _jitted_forward()(loaded.graphdef, loaded.params, tokens_BxT)
+  logits_BxTxV, _ = _jitted_forward(loaded)(loaded.params, tokens_BxT)
   return np.asarray(logits_BxTxV, dtype=np.float32)
 
 
