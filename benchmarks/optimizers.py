@@ -201,7 +201,10 @@ def main() -> None:
   parser.add_argument("--length", type=int, default=64)
   parser.add_argument("--repeats", type=int, default=40)
   parser.add_argument("--convergence", action="store_true")
-  parser.add_argument("--steps", type=int, default=300)
+  parser.add_argument("--steps", type=int, default=300, help="convergence steps")
+  parser.add_argument("--convergence-length", type=int, default=32,
+                      help="sequence length of the convergence runs (a first-order chain "
+                      "needs little context)")
   args = parser.parse_args()
   print(f"jax {jax.__version__} on {jax.devices()[0].platform}, "
         f"{os.cpu_count()} CPUs (shared machine: timings are noisy)")
@@ -210,7 +213,7 @@ def main() -> None:
   memory_table("qwen2_0p5b (shapes only)", ModelConfig.preset("qwen2_0p5b"))
   step_times(args.batch, args.length, args.repeats)
   if args.convergence:
-    convergence(args.steps, args.batch, args.length)
+    convergence(args.steps, args.batch, args.convergence_length)
 
 
 if __name__ == "__main__":
