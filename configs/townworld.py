@@ -22,6 +22,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.final_lr_fraction = 0.05
   c.weight_decay = 0.01
   c.clip_norm = 1.0
+  # A second cosine cycle from the stage-1 weights with a fresh optimizer state.
+  c.stage2 = ml_collections.ConfigDict({"steps": 2000, "lr": 2e-3, "warmup_steps": 50})
   # Relative weights of record kinds (see msr_jax.world.corpus.Mixture).
   c.mixture = ml_collections.ConfigDict({
       "bio": 0.30, "qa": 0.20, "note": 0.14, "counterfactual": 0.07, "items": 0.02,
@@ -38,6 +40,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if arg == "smoke":
     c.steps, c.batch_size, c.seq_len = 3, 4, 128
     c.warmup_recall_steps, c.warmup_steps = 1, 1
+    c.stage2.steps, c.stage2.warmup_steps = 2, 1
     c.log_every, c.checkpoint_every = 1, 3
     c.out_dir = "runs/townworld_smoke"
   elif arg not in (None, ""):

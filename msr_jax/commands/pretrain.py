@@ -15,6 +15,8 @@ def register(subparsers) -> None:
                       help="config file, optionally with :arg (e.g. configs/townworld.py:smoke)")
   parser.add_argument("--out", default=None, help="output folder (default: config.out_dir)")
   parser.add_argument("--no-card", action="store_true", help="skip the final probe card")
+  parser.add_argument("--start-stage", type=int, default=1,
+                      help="2: continue from the finished stage-1 checkpoint in the output")
   parser.set_defaults(func=run, accepts_overrides=True)
 
 
@@ -32,7 +34,7 @@ def run(args) -> int:
     with open(log_path, "a") as f:
       f.write(line + "\n")
 
-  stats = pretrain.run(cfg, out_dir, log=log)
+  stats = pretrain.run(cfg, out_dir, log=log, start_stage=args.start_stage)
   if not args.no_card:
     from msr_jax.eval import probes_card
     probes_card.write_card(out_dir, cfg, stats, log=log)

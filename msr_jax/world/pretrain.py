@@ -9,6 +9,7 @@ mask, and can be unified with it later without changing the checkpoint.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
 from typing import Callable
@@ -24,6 +25,7 @@ from msr_jax.world import checkpoint, corpus, tokenizer
 from msr_jax.world.world import World
 
 WORLD_FILE = "townworld.json"  # read back by msr_jax.eval.probes_card
+STATS_FILE = "train_stats.json"
 
 
 def make_train_step(graphdef, tx: optax.GradientTransformation) -> Callable:
@@ -43,11 +45,33 @@ def make_train_step(graphdef, tx: optax.GradientTransformation) -> Callable:
   return jax.jit(step, donate_argnums=(0, 1))
 
 
-def optimizer(cfg: ml_collections.ConfigDict) -> optax.GradientTransformation:
+def optimizer(stage: ml_collections.ConfigDict, clip_norm: float,
+              weight_decay: float) -> optax.GradientTransformation:
+  """AdamW with warm-up and cosine decay over the stage's steps."""
   schedule = optax.warmup_cosine_decay_schedule(
-      0.0, cfg.lr, cfg.warmup_steps, cfg.steps, end_value=cfg.lr * cfg.final_lr_fraction)
-  return optax.chain(optax.clip_by_global_norm(cfg.clip_norm),
-                     optax.adamw(schedule, b1=0.9, b2=0.98, weight_decay=cfg.weight_decay))
+      0.0, stage.lr, stage.warmup_steps, stage.steps,
+      end_value=stage.lr * stage.final_lr_fraction)
+  return optax.chain(optax.clip_by_global_norm(clip_norm),
+                     optax.adamw(schedule, b1=0.9, b2=0.98, weight_decay=weight_decay))
+
+
+def stages(cfg: ml_collections.ConfigDict) -> list[ml_collections.ConfigDict]:
+  """Stage 1 from scratch; optional stage 2 restarts the schedule and optimizer state.
+
+  A second cosine cycle is what lets a run that ended at a decayed learning rate keep
+  learning; it is part of the recipe, so one `msr pretrain` reproduces both stages.
+  """
+  first = ml_collections.ConfigDict({
+      "lr": cfg.lr, "warmup_steps": cfg.warmup_steps, "steps": cfg.steps,
+      "final_lr_fraction": cfg.final_lr_fraction,
+      "warmup_recall_steps": cfg.warmup_recall_steps, "stream_seed": cfg.seed * 2})
+  out = [first]
+  if cfg.stage2.steps > 0:
+    out.append(ml_collections.ConfigDict({
+        "lr": cfg.stage2.lr, "warmup_steps": cfg.stage2.warmup_steps,
+        "steps": cfg.stage2.steps, "final_lr_fraction": cfg.final_lr_fraction,
+        "warmup_recall_steps": 0, "stream_seed": cfg.seed * 2 + 2}))
+  return out
 
 
 def model_config(cfg: ml_collections.ConfigDict, vocab_size: int) -> ModelConfig:
@@ -58,16 +82,17 @@ def model_config(cfg: ml_collections.ConfigDict, vocab_size: int) -> ModelConfig
       pad_token_id=tok.token_to_id(tokenizer.PAD))
 
 
-def batches(cfg: ml_collections.ConfigDict, world: World, tok):
+def batches(cfg: ml_collections.ConfigDict, stage: ml_collections.ConfigDict, world: World,
+            tok):
   """Warm-up batches (note-heavy mixture) for `warmup_recall_steps`, then the main mixture."""
   adapter, pad = tokenizer.adapter(tok), tok.token_to_id(tokenizer.PAD)
   main = corpus.Mixture(**cfg.mixture.to_dict())
   warm = dataclasses.replace(main, **cfg.warmup_mixture.to_dict())
-  warm_stream = corpus.pack(corpus.records(world, cfg.seed * 2 + 1, warm), adapter,
+  warm_stream = corpus.pack(corpus.records(world, stage.stream_seed + 1, warm), adapter,
                             cfg.batch_size, cfg.seq_len, pad)
-  main_stream = corpus.pack(corpus.records(world, cfg.seed * 2, main), adapter,
+  main_stream = corpus.pack(corpus.records(world, stage.stream_seed, main), adapter,
                             cfg.batch_size, cfg.seq_len, pad)
-  for _ in range(cfg.warmup_recall_steps):
+  for _ in range(stage.warmup_recall_steps):
     yield next(warm_stream)
   yield from main_stream
 
@@ -80,40 +105,62 @@ def world_settings(cfg: ml_collections.ConfigDict) -> dict:
 
 
 def run(cfg: ml_collections.ConfigDict, out_dir: str, log: Callable[[str], None] = print,
-        evaluate: Callable | None = None) -> dict:
-  """Pre-trains from scratch; checkpoints to `out_dir` every `checkpoint_every` steps.
+        start_stage: int = 1) -> dict:
+  """Pre-trains; checkpoints to `out_dir` every `checkpoint_every` steps.
 
-  `evaluate(out_dir)` (optional) is called after each checkpoint. Returns training stats.
+  With `start_stage=2`, stage 2 continues from the finished stage-1 checkpoint in
+  `out_dir` (a copy is kept in `out_dir/stage1`). Returns cumulative training stats.
   """
   world, tok = World.build(cfg.world.seed, num_people=cfg.world.num_people), tokenizer.build()
   config = model_config(cfg, tok.get_vocab_size())
-  graphdef, params = nnx.split(Decoder(config, rngs=nnx.Rngs(cfg.seed)), nnx.Param)
-  tx = optimizer(cfg)
-  opt_state = tx.init(params)
-  step_fn = make_train_step(graphdef, tx)
   tokenizer.save(tok, os.path.join(out_dir, checkpoint.TOKENIZER))
   checkpoint.write_json(os.path.join(out_dir, WORLD_FILE), world_settings(cfg))
-  stats = {"steps": 0, "tokens": 0, "trained_tokens": 0, "wall_s": 0.0, "losses": []}
-  start = time.time()
-  data = batches(cfg, world, tok)
-  for step in range(1, cfg.steps + 1):
+  plan = stages(cfg)
+  if start_stage == 1:
+    graphdef, params = nnx.split(Decoder(config, rngs=nnx.Rngs(cfg.seed)), nnx.Param)
+    stats = {"steps": 0, "tokens": 0, "trained_tokens": 0, "wall_s": 0.0, "losses": []}
+  elif start_stage == 2 and len(plan) == 2:
+    stats_path = os.path.join(out_dir, STATS_FILE)
+    with open(stats_path) as f:
+      stats = json.load(f)
+    if stats["steps"] != cfg.steps:
+      raise ValueError(f"{stats_path}: steps={stats['steps']}, but stage 1 has {cfg.steps}: "
+                       "stage 1 is not finished")
+    _, graphdef, params = checkpoint.load(out_dir)
+    checkpoint.save(os.path.join(out_dir, "stage1"), config, params)
+  else:
+    raise ValueError(f"start_stage={start_stage}, but the config has {len(plan)} stage(s)")
+  offset = sum(stage.steps for stage in plan[:start_stage - 1])
+  for number, stage in enumerate(plan[start_stage - 1:], start=start_stage):
+    params = _run_stage(cfg, stage, world, tok, config, graphdef, params, out_dir, offset,
+                        stats, log)
+    offset += stage.steps
+    if number == 1 and len(plan) > 1:
+      checkpoint.save(os.path.join(out_dir, "stage1"), config, params)
+  return stats
+
+
+def _run_stage(cfg, stage, world, tok, config, graphdef, params, out_dir, offset, stats,
+               log):
+  tx = optimizer(stage, cfg.clip_norm, cfg.weight_decay)
+  opt_state = tx.init(params)
+  step_fn = make_train_step(graphdef, tx)
+  data = batches(cfg, stage, world, tok)
+  start, wall_before, tokens_before = time.time(), stats["wall_s"], stats["tokens"]
+  last = offset + stage.steps
+  for step in range(offset + 1, last + 1):
     tokens_BxL, mask_BxL = next(data)
     params, opt_state, loss = step_fn(params, opt_state, tokens_BxL, mask_BxL)
     stats["tokens"] += int(tokens_BxL.size)
     stats["trained_tokens"] += int(mask_BxL.sum())
-    if step % cfg.log_every == 0 or step == cfg.steps:
-      loss = float(loss)
+    if step % cfg.log_every == 0 or step == last:
       elapsed = time.time() - start
-      stats["losses"].append([step, loss])
-      log(f"step {step:5d} loss {loss:.4f} tokens/s {stats['tokens'] / elapsed:,.0f} "
-          f"elapsed {elapsed / 60:.1f} min")
-    if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-      stats.update(steps=step, wall_s=time.time() - start)
+      stats["losses"].append([step, float(loss)])
+      log(f"step {step:5d} loss {float(loss):.4f} tokens/s "
+          f"{(stats['tokens'] - tokens_before) / elapsed:,.0f} elapsed {elapsed / 60:.1f} min")
+    if step % cfg.checkpoint_every == 0 or step == last:
+      stats.update(steps=step, wall_s=wall_before + time.time() - start)
       checkpoint.save(out_dir, config, params)
-      checkpoint.write_json(os.path.join(out_dir, "train_stats.json"), stats)
+      checkpoint.write_json(os.path.join(out_dir, STATS_FILE), stats)
       log(f"checkpoint at step {step} -> {out_dir}")
-      if evaluate is not None:
-        evaluate(out_dir)
-  stats.update(steps=cfg.steps, wall_s=time.time() - start)
-  return stats
-
+  return params

@@ -1,0 +1,67 @@
+"""Tests of the pre-training step and the base checkpoint's file format."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+from msr_jax.model import Decoder, ModelConfig
+from msr_jax.world import checkpoint, corpus, pretrain, tokenizer
+from msr_jax.world.world import World
+
+TOK = tokenizer.build()
+
+
+def _tiny_config() -> ModelConfig:
+  return dataclasses.replace(
+      ModelConfig.preset("townworld_tiny", vocab_size=TOK.get_vocab_size()), hidden_size=32,
+      intermediate_size=64, num_layers=1, num_heads=2, num_kv_heads=2, head_dim=16)
+
+
+def test_train_step_lowers_the_masked_loss_on_a_fixed_batch():
+  graphdef, params = nnx.split(Decoder(_tiny_config(), rngs=nnx.Rngs(0)), nnx.Param)
+  stream = corpus.records(World.build(0), 0, corpus.Mixture())
+  tokens, mask = next(corpus.pack(stream, tokenizer.adapter(TOK), 4, 128, 0))
+  tx = optax.adam(1e-2)
+  step = pretrain.make_train_step(graphdef, tx)
+  opt_state = tx.init(params)
+  losses = []
+  for _ in range(8):
+    params, opt_state, loss = step(params, opt_state, tokens, mask)
+    losses.append(float(loss))
+  assert np.isfinite(losses).all() and losses[-1] < losses[0] - 0.5
+
+
+def test_checkpoint_round_trip(tmp_path):
+  config = _tiny_config()
+  _, params = nnx.split(Decoder(config, rngs=nnx.Rngs(1)), nnx.Param)
+  checkpoint.save(str(tmp_path), config, params)
+  loaded_config, _, loaded = checkpoint.load(str(tmp_path))
+  assert loaded_config == config
+  a, b = checkpoint.flat_params(params), checkpoint.flat_params(loaded)
+  assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+  assert not [f for f in os.listdir(tmp_path) if f.startswith(".")]  # no temp files left
+
+
+def test_checkpoint_errors_name_the_file(tmp_path):
+  with pytest.raises(FileNotFoundError, match="model_config.json"):
+    checkpoint.load(str(tmp_path))
+  config = _tiny_config()
+  _, params = nnx.split(Decoder(config, rngs=nnx.Rngs(1)), nnx.Param)
+  checkpoint.save(str(tmp_path), config, params)
+  fields = dataclasses.asdict(dataclasses.replace(config, hidden_size=48, head_dim=24))
+  with open(tmp_path / checkpoint.CONFIG, "w") as f:
+    json.dump(fields, f)
+  with pytest.raises(ValueError, match="params.safetensors: .* has shape"):
+    checkpoint.load(str(tmp_path))
+  fields["not_a_field"] = 1
+  with open(tmp_path / checkpoint.CONFIG, "w") as f:
+    json.dump(fields, f)
+  with pytest.raises(ValueError, match="unknown ModelConfig fields"):
+    checkpoint.load(str(tmp_path))
