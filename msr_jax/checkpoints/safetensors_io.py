@@ -116,8 +116,9 @@ def save(path: str | os.PathLike, tensors: Mapping[str, np.ndarray],
     offset += array.nbytes
   header_bytes = json.dumps(header, separators=(",", ":")).encode()
   header_bytes += b" " * (-len(header_bytes) % 8)  # Aligns the data section to 8 bytes.
+  # Memoryviews, not tobytes(): a multi-GB model is not copied a second time in memory.
   write_atomic(path, [struct.pack("<Q", len(header_bytes)), header_bytes] +
-               [a.tobytes() for a in arrays])
+               [memoryview(a.reshape(-1).view(np.uint8)) for a in arrays])
 
 
 def write_atomic(path: str | os.PathLike, chunks) -> None:

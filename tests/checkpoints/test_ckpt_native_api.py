@@ -86,6 +86,18 @@ def test_native_errors_name_file_and_field(saved, tmp_path):
     msr_jax.load(tmp_path)
 
 
+def test_load_with_config_overrides(saved):
+  folder, params = saved
+  loaded = msr_jax.load(folder, param_dtype="bfloat16", dtype="bfloat16")
+  assert loaded.config.param_dtype == "bfloat16"
+  kernel = loaded.params["layers"][0]["mlp"]["up_proj"]["kernel"][...]
+  assert kernel.dtype == jax.numpy.bfloat16
+  np.testing.assert_array_equal(
+      np.asarray(kernel), np.asarray(params["layers"][0]["mlp"]["up_proj"]["kernel"][...],
+                                     dtype=jax.numpy.bfloat16))
+  assert msr_jax.forward_logits(loaded, [1, 2]).dtype == np.float32
+
+
 def test_load_errors(tmp_path):
   with pytest.raises(CheckpointError, match=r"nowhere: no such file or folder"):
     msr_jax.load(tmp_path / "nowhere")
