@@ -147,6 +147,7 @@ def test_remote_code_is_never_executed(folder):
   (folder / "tokenizer_config.json").write_text(json.dumps(
       {"tokenizer_class": "EvilTokenizer",
        "auto_map": {"AutoTokenizer": [None, "evil_tokenizer.EvilTokenizer"]}}))
-  with pytest.raises(CheckpointError, match=r"tokenizer\.json: cannot load the tokenizer.*custom code"):
+  with pytest.raises(CheckpointError,
+                     match=r"tokenizer\.json: cannot load the tokenizer.*custom code"):
     import_hf(folder)
   assert not marker.exists()

@@ -82,7 +82,8 @@ def test_native_errors_name_file_and_field(saved, tmp_path):
     msr_jax.load(tmp_path)
   raw["config"]["colour"] = "red"
   config_path.write_text(json.dumps(raw))
-  with pytest.raises(CheckpointError, match=r"msr_config\.json: unknown config fields \['colour'\]"):
+  with pytest.raises(CheckpointError,
+                     match=r"msr_config\.json: unknown config fields \['colour'\]"):
     msr_jax.load(tmp_path)
 
 

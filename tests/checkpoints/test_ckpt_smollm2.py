@@ -34,7 +34,8 @@ def test_short_name_resolves_to_the_bundled_file():
 
 def test_config_and_tokenizer_from_metadata(smollm2):
   c = smollm2.config
-  assert (c.num_layers, c.hidden_size, c.num_heads, c.num_kv_heads, c.head_dim) == (30, 576, 9, 3, 64)
+  shape = (c.num_layers, c.hidden_size, c.num_heads, c.num_kv_heads, c.head_dim)
+  assert shape == (30, 576, 9, 3, 64)
   assert (c.rope_theta, c.rms_norm_eps, c.tie_embeddings) == (100000.0, 1e-5, True)
   tok = smollm2.tokenizer
   assert (tok.bos_token, tok.eos_token, tok.unk_token) == ("<|im_start|>", "<|im_end|>",
