@@ -210,7 +210,7 @@ def _train_config(cfg, run_dir: str, seed: int, sources: dict) -> ml_collections
   data.seed = seed
   data.max_context_tokens = 256
   data.context_buckets = (64, 128, 256)
-  data.decision_buckets = (8, 16, 32, 64)
+  data.decision_buckets = (8, 16, 32, 64, 128)
   weights = {arm_data.BEHAVIOUR: 1.0, arm_data.REPLAY: float(cfg.data.replay_weight),
              "dream": float(cfg.data.dream_weight)}
   present = {k: v for k, v in weights.items() if k in sources and v > 0}
@@ -323,7 +323,8 @@ def run(config: dict, seed: int) -> dict:
                           model_config=base.model_config, probe_fn=probe_fn,
                           callbacks=[callback])
     params = jax.device_get(result.state.params)
-    summaries.append(result.summary | {"records": {s: len(v) for s, v in sources.items()}})
+    summary = {k: v for k, v in result.summary.items() if k != "run_dir"}  # a temp folder
+    summaries.append(summary | {"records": {s: len(v) for s, v in sources.items()}})
     offset += int(result.summary["step"])
     stage_rows.append(_group_means(_by_probe(items, _exact(base, params, items)), groups))
   final_exact = _exact(base, params, items)
