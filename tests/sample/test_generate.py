@@ -10,7 +10,7 @@ from flax import nnx
 
 from msr_jax.model import Decoder, ModelConfig, forward
 from msr_jax.sample import generate
-from msr_jax.sample.generate import TRACE_COUNTS
+from msr_jax.sample.generation import TRACE_COUNTS
 
 VOCAB = 96
 NEW = 6
