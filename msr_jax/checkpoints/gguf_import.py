@@ -1,9 +1,10 @@
-"""GGUF import (llama.cpp files of the llama architecture): config, weights, tokenizer.
+"""GGUF import (llama.cpp files of the llama, qwen2 and qwen3 architectures).
 
 Tensors are dequantised to float32 with the `gguf` package (F32, F16, BF16, Q8_0, Q4_0,
-Q4_1 and the other types `gguf.quants` knows). llama.cpp's converter permutes the rows of
-the query and key weights for GGML's RoPE layout; the key map's "gguf_q"/"gguf_k"
-transforms undo that. The tokenizer is rebuilt from the `tokenizer.ggml.*` metadata.
+Q4_1 and the other types `gguf.quants` knows). llama.cpp's llama converter permutes the
+rows of the query and key weights for GGML's RoPE layout; the llama key map's
+"gguf_q"/"gguf_k" transforms undo that (the Qwen converters do not permute). The
+tokenizer is rebuilt from the `tokenizer.ggml.*` metadata.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from msr_jax.checkpoints.errors import CheckpointError
 from msr_jax.checkpoints.params import build_params, check_names
 from msr_jax.model import ModelConfig
 
-KEYMAP = keymap.KeyMap(keymap.GGUF_KEYMAP)
-SUPPORTED_ARCHITECTURES = ("llama",)
+KEYMAPS = {arch: keymap.KeyMap(rows) for arch, rows in keymap.GGUF_KEYMAPS.items()}
+SUPPORTED_ARCHITECTURES = tuple(KEYMAPS)
 # Our config field -> GGUF metadata key ("{arch}" is general.architecture).
 CONFIG_FIELDS: dict[str, str] = {
     "num_layers": "{arch}.block_count",
@@ -101,7 +102,8 @@ def read_config(fields: dict, tensors: dict, path: str, **changes) -> ModelConfi
                           f"'rope_freqs.weight': RoPE scaling in GGUF files is not supported")
   kwargs["tie_embeddings"] = "output.weight" not in tensors
   kwargs["qkv_bias"] = "blk.0.attn_q.bias" in tensors
-  kwargs["architecture"] = "llama"
+  kwargs["qk_norm"] = arch == "qwen3"
+  kwargs["architecture"] = arch
   kwargs.update(changes)
   try:
     return ModelConfig(**kwargs)
@@ -136,10 +138,11 @@ def import_gguf(path: str, **config_changes):
   fields = read_fields(reader, path)
   tensors = {t.name: t for t in reader.tensors}
   config = read_config(fields, tensors, path, **config_changes)
+  names = KEYMAPS[config.architecture]
   used: set[str] = set()
 
   def fetch(param: str) -> np.ndarray:
-    name, transform = KEYMAP.to_theirs(param)
+    name, transform = names.to_theirs(param)
     if name not in tensors:
       raise CheckpointError(f"{path}: missing tensor {name!r} (parameter {param})")
     used.add(name)

@@ -95,16 +95,12 @@ HF_KEYMAP: tuple[Row, ...] = (
 HF_IGNORED: tuple[str, ...] = (r"model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq",)
 HF_IGNORED_WHEN_TIED: tuple[str, ...] = (r"lm_head\.weight",)
 
-# llama.cpp GGUF names (llama architecture), from gguf-py's tensor name tables.
-GGUF_KEYMAP: tuple[Row, ...] = (
+# llama.cpp GGUF names, from gguf-py's tensor name tables. Rows every family shares:
+_GGUF_COMMON: tuple[Row, ...] = (
     Row("embed.embedding", "token_embd.weight", "identity"),
     Row("layers.{i}.input_norm.scale", "blk.{i}.attn_norm.weight", "identity"),
-    Row("layers.{i}.attn.q_proj.kernel", "blk.{i}.attn_q.weight", "gguf_q"),
-    Row("layers.{i}.attn.k_proj.kernel", "blk.{i}.attn_k.weight", "gguf_k"),
     Row("layers.{i}.attn.v_proj.kernel", "blk.{i}.attn_v.weight", "transpose"),
     Row("layers.{i}.attn.o_proj.kernel", "blk.{i}.attn_output.weight", "transpose"),
-    Row("layers.{i}.attn.q_proj.bias", "blk.{i}.attn_q.bias", "gguf_q_bias"),
-    Row("layers.{i}.attn.k_proj.bias", "blk.{i}.attn_k.bias", "gguf_k_bias"),
     Row("layers.{i}.attn.v_proj.bias", "blk.{i}.attn_v.bias", "identity"),
     Row("layers.{i}.post_attn_norm.scale", "blk.{i}.ffn_norm.weight", "identity"),
     Row("layers.{i}.mlp.gate_proj.kernel", "blk.{i}.ffn_gate.weight", "transpose"),
@@ -113,6 +109,28 @@ GGUF_KEYMAP: tuple[Row, ...] = (
     Row("final_norm.scale", "output_norm.weight", "identity"),
     Row("lm_head.kernel", "output.weight", "transpose"),
 )
+# The llama converter permutes Q/K rows (GGML's llama RoPE pairs adjacent features)...
+_GGUF_LLAMA_QK: tuple[Row, ...] = (
+    Row("layers.{i}.attn.q_proj.kernel", "blk.{i}.attn_q.weight", "gguf_q"),
+    Row("layers.{i}.attn.k_proj.kernel", "blk.{i}.attn_k.weight", "gguf_k"),
+    Row("layers.{i}.attn.q_proj.bias", "blk.{i}.attn_q.bias", "gguf_q_bias"),
+    Row("layers.{i}.attn.k_proj.bias", "blk.{i}.attn_k.bias", "gguf_k_bias"),
+)
+# ...the Qwen converters do not (llama.cpp runs Qwen with the NEOX, rotate-half RoPE).
+_GGUF_QWEN_QK: tuple[Row, ...] = (
+    Row("layers.{i}.attn.q_proj.kernel", "blk.{i}.attn_q.weight", "transpose"),
+    Row("layers.{i}.attn.k_proj.kernel", "blk.{i}.attn_k.weight", "transpose"),
+    Row("layers.{i}.attn.q_proj.bias", "blk.{i}.attn_q.bias", "identity"),
+    Row("layers.{i}.attn.k_proj.bias", "blk.{i}.attn_k.bias", "identity"),
+    Row("layers.{i}.attn.q_norm.scale", "blk.{i}.attn_q_norm.weight", "identity"),
+    Row("layers.{i}.attn.k_norm.scale", "blk.{i}.attn_k_norm.weight", "identity"),
+)
+# general.architecture -> key map.
+GGUF_KEYMAPS: dict[str, tuple[Row, ...]] = {
+    "llama": _GGUF_COMMON + _GGUF_LLAMA_QK,
+    "qwen2": _GGUF_COMMON + _GGUF_QWEN_QK,
+    "qwen3": _GGUF_COMMON + _GGUF_QWEN_QK,
+}
 GGUF_IGNORED: tuple[str, ...] = ()
 
 

@@ -60,24 +60,35 @@ def llama_cpp_permute(weights: np.ndarray, n_head: int, n_head_kv: int | None) -
           .reshape(weights.shape))
 
 
-def gguf_tensors(state: dict[str, np.ndarray], config: ModelConfig) -> dict[str, np.ndarray]:
-  """HF-named float tensors -> GGUF-named float tensors (Q/K permuted as the converter)."""
+def gguf_tensors(state: dict[str, np.ndarray], config: ModelConfig,
+                 arch: str = "llama") -> dict[str, np.ndarray]:
+  """HF-named float tensors -> GGUF-named float tensors, as llama.cpp's converter names
+  them (Q/K rows permuted for the llama architecture only)."""
   out = {"token_embd.weight": state["model.embed_tokens.weight"],
          "output_norm.weight": state["model.norm.weight"]}
   if "lm_head.weight" in state and not config.tie_embeddings:
     out["output.weight"] = state["lm_head.weight"]
-  names = {"input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm",
-           "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
-           "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
-           "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}
+  names = {"input_layernorm.weight": "attn_norm.weight",
+           "post_attention_layernorm.weight": "ffn_norm.weight",
+           "self_attn.q_proj.weight": "attn_q.weight", "self_attn.k_proj.weight": "attn_k.weight",
+           "self_attn.v_proj.weight": "attn_v.weight",
+           "self_attn.o_proj.weight": "attn_output.weight",
+           "self_attn.q_proj.bias": "attn_q.bias", "self_attn.k_proj.bias": "attn_k.bias",
+           "self_attn.v_proj.bias": "attn_v.bias",
+           "self_attn.q_norm.weight": "attn_q_norm.weight",
+           "self_attn.k_norm.weight": "attn_k_norm.weight",
+           "mlp.gate_proj.weight": "ffn_gate.weight", "mlp.up_proj.weight": "ffn_up.weight",
+           "mlp.down_proj.weight": "ffn_down.weight"}
   for i in range(config.num_layers):
     for hf, gg in names.items():
-      x = state[f"model.layers.{i}.{hf}.weight"]
-      if gg == "attn_q":
+      if f"model.layers.{i}.{hf}" not in state:
+        continue
+      x = state[f"model.layers.{i}.{hf}"]
+      if arch == "llama" and gg.startswith("attn_q."):
         x = llama_cpp_permute(x, config.num_heads, config.num_heads)
-      elif gg == "attn_k":
+      elif arch == "llama" and gg.startswith("attn_k."):
         x = llama_cpp_permute(x, config.num_heads, config.num_kv_heads)
-      out[f"blk.{i}.{gg}.weight"] = x
+      out[f"blk.{i}.{gg}"] = x
   return out
 
 
@@ -100,6 +111,8 @@ def write_gguf(path, tensors: dict[str, np.ndarray], config: ModelConfig, qtype_
       f"{arch}.rope.freq_base": ("float32", config.rope_theta),
       f"{arch}.attention.layer_norm_rms_epsilon": ("float32", config.rms_norm_eps),
       f"{arch}.rope.dimension_count": ("uint32", config.head_dim),
+      f"{arch}.attention.key_length": ("uint32", config.head_dim),
+      f"{arch}.attention.value_length": ("uint32", config.head_dim),
       f"{arch}.vocab_size": ("uint32", config.vocab_size),
   }
   for key, (kind, value) in fields.items():

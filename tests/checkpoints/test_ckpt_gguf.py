@@ -73,6 +73,36 @@ def test_f32_gguf_matches_torch_logits(torch_llama, f32_file):
   assert np.abs(np.asarray(logits) - expected).max() <= 1e-4
 
 
+@pytest.mark.parametrize("arch,overrides", [
+    ("qwen2", dict(rope_theta=1e6)),
+    ("qwen3", dict(rope_theta=1e6, head_dim=32, tie_word_embeddings=True)),
+])
+def test_qwen_gguf_matches_torch_logits(tmp_path, arch, overrides):
+  """Qwen2 (q/k/v biases) and Qwen3 (qk-norm) files: no Q/K permutation to undo."""
+  torch.manual_seed(1)
+  c = fx.TINY
+  config = getattr(transformers, f"{arch.capitalize()}Config")(
+      vocab_size=c.vocab_size, hidden_size=c.hidden_size,
+      intermediate_size=c.intermediate_size, num_hidden_layers=c.num_layers,
+      num_attention_heads=c.num_heads, num_key_value_heads=c.num_kv_heads,
+      rms_norm_eps=c.rms_norm_eps, initializer_range=0.1, attn_implementation="eager",
+      **overrides)
+  model = getattr(transformers, f"{arch.capitalize()}ForCausalLM")(config).eval()
+  state = {k: v.float().numpy() for k, v in model.state_dict().items()}
+  ours = fx.TINY.replace(architecture=arch, rope_theta=1e6, qkv_bias=arch == "qwen2",
+                         qk_norm=arch == "qwen3", head_dim=overrides.get("head_dim", 16),
+                         tie_embeddings=overrides.get("tie_word_embeddings", False))
+  path = tmp_path / f"{arch}.gguf"
+  fx.write_gguf(path, fx.gguf_tensors(state, ours, arch), ours, "F32", arch=arch)
+  loaded_config, graphdef, params, _ = import_gguf(path)
+  assert loaded_config.replace(pad_token_id=None) == ours
+  tokens_BxT = np.random.default_rng(2).integers(0, c.vocab_size, (1, PROMPT_LENGTH))
+  with torch.inference_mode():
+    expected = model(torch.from_numpy(tokens_BxT)).logits.numpy()
+  logits, _ = FWD(graphdef, params, tokens_BxT.astype(np.int32))
+  assert np.abs(np.asarray(logits) - expected).max() <= 1e-4
+
+
 def test_gguf_export_to_hf_loads_in_transformers(torch_llama, f32_file, tmp_path):
   _, tokens_BxT, expected = torch_llama
   config, _, params, tokenizer = import_gguf(f32_file)
