@@ -109,9 +109,11 @@ def test_guard_stop_ends_run_on_good_params(tmp_path):
   result = train_loop(config, run_dir=str(tmp_path / "s"), callbacks=[callback],
                       probe_fn=scripted_probe([0.0, -1.0]))
   assert result.summary["step"] == 2 and result.summary["stopped_by_guard"]
+  assert sorted(seen) == [1, 2]  # no step after the stop
+  # Rolled back to the baseline: the initial weights, exactly.
+  _, _, initial = setup.build_model(config.model, result.model_config.vocab_size, config.seed)
   jax.tree_util.tree_map(np.testing.assert_array_equal, jax.device_get(result.state.params),
-                         jax.device_get(train_loop(config, run_dir=str(tmp_path / "t"),
-                                                   max_steps=0).state.params))
+                         initial)
 
 
 def test_nonfinite_example_is_skipped_and_counted(tmp_path):
