@@ -23,7 +23,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.weight_decay = 0.01
   c.clip_norm = 1.0
   # A second cosine cycle from the stage-1 weights with a fresh optimizer state.
-  c.stage2 = ml_collections.ConfigDict({"steps": 2200, "lr": 2e-3, "warmup_steps": 50})
+  c.stage2 = ml_collections.ConfigDict({"steps": 2600, "lr": 2e-3, "warmup_steps": 50})
   # Relative weights of record kinds (see msr_jax.world.corpus.Mixture).
   c.mixture = ml_collections.ConfigDict({
       "bio": 0.30, "qa": 0.20, "note": 0.14, "counterfactual": 0.07, "items": 0.02,
