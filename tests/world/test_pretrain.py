@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import pathlib
 
 import numpy as np
 import optax
@@ -65,3 +66,13 @@ def test_checkpoint_errors_name_the_file(tmp_path):
     json.dump(fields, f)
   with pytest.raises(ValueError, match="unknown ModelConfig fields"):
     checkpoint.load(str(tmp_path))
+
+
+def test_recipe_has_two_stages_with_their_own_data_streams():
+  from msr_jax.runner.config import load_config
+  path = str(pathlib.Path(__file__).resolve().parents[2] / "configs" / "townworld.py")
+  cfg = load_config(path)
+  first, second = pretrain.stages(cfg)
+  assert (first.steps, second.steps) == (cfg.steps, cfg.stage2.steps)
+  assert first.stream_seed != second.stream_seed and second.warmup_recall_steps == 0
+  assert len(pretrain.stages(load_config(path, ["--config.stage2.steps=0"]))) == 1
