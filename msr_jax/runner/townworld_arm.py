@@ -319,7 +319,10 @@ def run(config: dict, seed: int) -> dict:
       sources = examples_from_records(records, base.adapter, train_cfg.data)
       callback = lambda step, _m, state: (record_during(step, state.params)
                                           if every and step % every == 0 else None)
-      result = train_loop(train_cfg, sources, graphdef=base.graphdef, params=params,
+      # A copy: the trainer may donate its buffers, and the base parameters are needed
+      # after training (KL, CKA and sharpness are measured against them).
+      start_params = jax.tree.map(jnp.array, params)
+      result = train_loop(train_cfg, sources, graphdef=base.graphdef, params=start_params,
                           model_config=base.model_config, probe_fn=probe_fn,
                           callbacks=[callback])
     params = jax.device_get(result.state.params)
