@@ -18,7 +18,7 @@ def two_pass_loss(graphdef, params, config, batch):
   total, weight = 0.0, 0.0
   d = batch.inputs_BxD.shape[1]
   for b in range(batch.context_BxC.shape[0]):
-    n = int(batch.context_lengths_B[b])
+    n = int(np.asarray(batch.context_lengths_B)[b])  # static: the reference is jitted
     cache = init_cache(config, 1, n + d)
     _, cache = forward(graphdef, jax.lax.stop_gradient(params), batch.context_BxC[b:b + 1, :n],
                        cache=cache)
@@ -46,10 +46,10 @@ def assert_trees_close(a, b, rtol=1e-4, atol=1e-6):
 def test_context_frozen_gradient_equals_two_pass(model):
   config, graphdef, params = model
   batch = random_batch(2, batch_size=3)
-  loss, grads = jax.value_and_grad(mean_loss(
-      lambda p: context_frozen_loss_sums(graphdef, p, batch, config)))(params)
-  ref_loss, ref_grads = jax.value_and_grad(
-      lambda p: two_pass_loss(graphdef, p, config, batch))(params)
+  loss, grads = jax.jit(jax.value_and_grad(mean_loss(
+      lambda p: context_frozen_loss_sums(graphdef, p, batch, config))))(params)
+  ref_loss, ref_grads = jax.jit(jax.value_and_grad(
+      lambda p: two_pass_loss(graphdef, p, config, batch)))(params)
   np.testing.assert_allclose(loss, ref_loss, rtol=1e-5)
   assert_trees_close(grads, ref_grads)
 
@@ -57,10 +57,10 @@ def test_context_frozen_gradient_equals_two_pass(model):
 def test_same_loss_different_gradient_than_full(model):
   config, graphdef, params = model
   batch = random_batch(3, batch_size=2)
-  frozen_loss, frozen_grads = jax.value_and_grad(mean_loss(
-      lambda p: context_frozen_loss_sums(graphdef, p, batch, config)))(params)
-  full_loss, full_grads = jax.value_and_grad(mean_loss(
-      lambda p: full_loss_sums(graphdef, p, batch)))(params)
+  frozen_loss, frozen_grads = jax.jit(jax.value_and_grad(mean_loss(
+      lambda p: context_frozen_loss_sums(graphdef, p, batch, config))))(params)
+  full_loss, full_grads = jax.jit(jax.value_and_grad(mean_loss(
+      lambda p: full_loss_sums(graphdef, p, batch))))(params)
   np.testing.assert_allclose(frozen_loss, full_loss, rtol=1e-6)
   kernel = lambda g: np.asarray(g["layers"][0]["attn"]["k_proj"]["kernel"])
   difference = np.abs(kernel(frozen_grads) - kernel(full_grads)).max()
@@ -78,9 +78,9 @@ def test_no_gradient_reaches_context_activations():
   batch = batch._replace(
       context_BxC=jnp.asarray(rng.integers(0, 24, batch.context_BxC.shape), jnp.int32),
       inputs_BxD=batch.inputs_BxD % 24 + 24, targets_BxD=batch.targets_BxD % 24 + 24)
-  frozen = jax.grad(mean_loss(lambda p: context_frozen_loss_sums(graphdef, p, batch, config)))(
-      params)
-  full = jax.grad(mean_loss(lambda p: full_loss_sums(graphdef, p, batch)))(params)
+  frozen = jax.jit(jax.grad(mean_loss(
+      lambda p: context_frozen_loss_sums(graphdef, p, batch, config))))(params)
+  full = jax.jit(jax.grad(mean_loss(lambda p: full_loss_sums(graphdef, p, batch))))(params)
   rows = lambda g: np.asarray(g["embed"]["embedding"])[:24]
   assert np.all(rows(frozen) == 0.0)
   assert np.abs(rows(full)).max() > 0
@@ -93,9 +93,11 @@ def test_no_gradient_reaches_context_activations():
 def test_chunked_prefill_equals_one_shot(model):
   config, graphdef, params = model
   batch = random_batch(5, batch_size=3, context=8, lengths=[2, 5, 8])
-  whole = prefill_context(graphdef, params, batch, config, chunk=0)
+  prefill = jax.jit(lambda p, chunk: prefill_context(graphdef, p, batch, config, chunk),
+                    static_argnums=1)
+  whole = prefill(params, 0)
   for chunk in (4, 3):  # 3 does not divide the bucket: the context is padded to 9.
-    chunked = prefill_context(graphdef, params, batch, config, chunk=chunk)
+    chunked = prefill(params, chunk)
     assert chunked.capacity == -(-8 // chunk) * chunk + 4
     np.testing.assert_array_equal(whole.lengths_B, chunked.lengths_B)
     for b, n in enumerate([2, 5, 8]):

@@ -18,7 +18,7 @@ def plain_concatenated_loss(graphdef, params, batch):
   """Row by row: [context[:n] ++ inputs] through forward, masked CE on the decision."""
   total, weight = 0.0, 0.0
   for b in range(batch.context_BxC.shape[0]):
-    n = int(batch.context_lengths_B[b])
+    n = int(np.asarray(batch.context_lengths_B)[b])  # static: the reference is jitted
     seq = jnp.concatenate([batch.context_BxC[b, :n], batch.inputs_BxD[b]])[None]
     logits, _ = forward(graphdef, params, seq)
     logp = jax.nn.log_softmax(logits[0, n:])
@@ -34,9 +34,9 @@ def test_full_gradient_equals_plain_masked_loss(model):
   def ours(p):
     total, weight = full_loss_sums(graphdef, p, batch)
     return total / weight
-  loss, grads = jax.value_and_grad(ours)(params)
-  ref_loss, ref_grads = jax.value_and_grad(
-      lambda p: plain_concatenated_loss(graphdef, p, batch))(params)
+  loss, grads = jax.jit(jax.value_and_grad(ours))(params)
+  ref_loss, ref_grads = jax.jit(jax.value_and_grad(
+      lambda p: plain_concatenated_loss(graphdef, p, batch)))(params)
   np.testing.assert_allclose(loss, ref_loss, rtol=1e-5)
   jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
                          grads, ref_grads)
@@ -49,7 +49,7 @@ def test_full_step_applies_optax_update(model):
   batch = random_batch(1)
   step = jax.jit(make_train_step(graphdef, config, tx, mode="full"))
   new_state, metrics = step(state, batch)
-  grads = jax.grad(lambda p: plain_concatenated_loss(graphdef, p, batch))(params)
+  grads = jax.jit(jax.grad(lambda p: plain_concatenated_loss(graphdef, p, batch)))(params)
   expected = jax.tree_util.tree_map(lambda p, g: p - 0.1 * g, params, grads)
   jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
                          new_state.params, expected)
