@@ -153,8 +153,10 @@ def dream_cycle(config, setup: DreamSetup, params, cycle: int, temperature: floa
                 for n in names}
   oracle_ok = [v.score == 1.0 for v in oracle.judge_batch(scenarios, responses)]
   signal = [v.score for v in verdicts[d.judge]]
+  # Scores are the model's answer's; `oracle_answer` checks the record's own answer
+  # (in oracle mode the record holds the oracle's answer, not the model's).
   meta = [{"judges": {n: verdicts[n][i].score for n in names}, "novel":
-           collide.is_novel(s, real_keys), "answer_ok": oracle_ok[i]}
+           collide.is_novel(s, real_keys), "oracle_answer": oracle.expected(s)}
           for i, s in enumerate(scenarios)]
   records = dream_filter.dream_records(
       d.mode, scenarios, [r.text for r in responses], scores=signal,
@@ -168,8 +170,8 @@ def dream_cycle(config, setup: DreamSetup, params, cycle: int, temperature: floa
       "answer_accuracy": float(np.mean(oracle_ok)),
       "finished": float(np.mean([r.finished for r in responses])),
       "dreams": len(records),
-      "dream_validity": float(np.mean([m["answer_ok"] if d.mode != "oracle" else True
-                                       for m in kept])) if kept else None,
+      "dream_validity": float(np.mean([r.messages[-1].content == r.meta["oracle_answer"]
+                                       for r in records])) if records else None,
       "novelty_dreams": float(np.mean([m["novel"] for m in kept])) if kept else None,
       "n2_cells_dreams": cycle_metrics.n2_cells((m["cell"] for m in kept),
                                                 setup.world.n2_cells),
