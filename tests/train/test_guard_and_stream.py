@@ -1,0 +1,56 @@
+"""Host-side pieces of the loop: the guard's decisions and the batch stream's position."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from msr_jax.runner.config import load_config
+from msr_jax.train import setup
+from msr_jax.train.data_stream import BatchStream
+from msr_jax.train.guard import QualityGuard
+
+
+def test_guard_decisions_and_state_roundtrip():
+  guard = QualityGuard(every=2, threshold=0.1, action="halve_lr", max_rollbacks=1)
+  assert guard.due(4) and not guard.due(3)
+  assert guard.observe(0, 1.0)["event"] == "baseline"
+  assert guard.observe(2, 0.95)["event"] == "ok"       # a drop within the threshold
+  assert guard.observe(4, 1.2)["event"] == "best"
+  event = guard.observe(6, math.nan)                    # a non-finite score is a drop
+  assert event["event"] == "rollback" and event["lr_factor"] == 0.5 and not event["stop"]
+  assert event["rollback_to_step"] == 4 and event["best_score"] == 1.2
+  copy = QualityGuard(every=2, threshold=0.1, action="halve_lr", max_rollbacks=1)
+  copy.set_state(guard.get_state())
+  for g in (guard, copy):  # the second rollback exceeds max_rollbacks: stop
+    event = g.observe(8, 0.0)
+    assert event["event"] == "rollback" and event["stop"] and g.state.stopped
+    assert g.state.lr_factor == 0.5
+
+
+def test_guard_rejects_bad_settings():
+  with pytest.raises(ValueError, match="guard.action"):
+    QualityGuard(every=1, threshold=0.1, action="panic")
+  with pytest.raises(ValueError, match="guard.threshold"):
+    QualityGuard(every=1, threshold=-1.0)
+
+
+@pytest.mark.parametrize("replay_ratio", [0.0, 0.3])
+def test_batch_stream_resumes_exactly(replay_ratio):
+  config = load_config("configs/train.py:smoke", ["--config.data.townworld.count=16"])
+  config.data.replay_ratio = replay_ratio
+  adapter, _, pad_id = setup.make_adapter("townworld")
+  sources = setup.load_sources(config, adapter)
+  stream = BatchStream(config, sources, batch_size=2, micro_batches=2, pad_id=pad_id)
+  for _ in range(3):
+    stream.next_batch()
+  state = stream.get_state()
+  expected = [stream.next_batch() for _ in range(3)]
+  resumed = BatchStream(config, sources, batch_size=2, micro_batches=2, pad_id=pad_id)
+  resumed.set_state(state)
+  for a, b in zip(expected, [resumed.next_batch() for _ in range(3)]):
+    assert a.context_BxC.shape[:2] == (2, 2)  # micro-batch axis, then rows
+    for x, y in zip(a, b):
+      np.testing.assert_array_equal(x, y)
