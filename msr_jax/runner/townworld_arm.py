@@ -51,7 +51,8 @@ ARM_DEFAULTS = {
     "stress": {"bad_batch_fraction": 0.0, "bad_dream_fraction": 0.0},
     "dream": {"mode": "none", "count": 256},
     "memory": {"self_targets": False},
-    "eval": {"every": 20, "sizes": {}, "during_items": 48, "sharpness": False},
+    "eval": {"every": 20, "sizes": {}, "during_items": 48, "sharpness": False,
+             "sharpness_iters": 30},
 }
 
 
@@ -73,7 +74,7 @@ def arm_config(**changes) -> dict:
 SCALES = {
     "smoke": {"train.steps": 40, "train.batch_size": 8, "data.behaviour_records": 256,
               "data.replay_records": 512, "eval.every": 20, "eval.during_items": 32,
-              "dream.count": 96,
+              "dream.count": 96, "eval.sharpness_iters": 10,
               "eval.sizes": {"K1": 60, "K2": 60, "qa_trained": 0, "K4": 0, "C1": 10,
                              "C2": 40, "R0": 40, "rule": 30, "rule_novel": 30,
                              "r1_note": 30, "behaviour": 40, "N4": 20}},
@@ -254,7 +255,7 @@ def _similarity(base: Base, params, items) -> tuple[float, float]:
   return float(kl), float(np.asarray(cka).mean())
 
 
-def _sharpness(base: Base, params, items, seed: int) -> dict:
+def _sharpness(base: Base, params, items, seed: int, max_iters: int) -> dict:
   """Curvature of the retained tasks' loss along the update d = params - base."""
   from msr_jax.eval import sharpness
   retained = [i for i in items if i.probe in KNOWLEDGE or i.probe.startswith("C1_")][:64]
@@ -278,7 +279,8 @@ def _sharpness(base: Base, params, items, seed: int) -> dict:
   observed = float(loss_fn(params, *args) - loss_fn(base.params, *args))
   quad = sharpness.quadratic_forgetting(loss_fn, base.params, direction, loss_args=args)
   directional = sharpness.directional_sharpness(loss_fn, base.params, direction, loss_args=args)
-  top = sharpness.top_hessian_eigenvalue(loss_fn, params, jax.random.key(seed), loss_args=args)
+  top = sharpness.top_hessian_eigenvalue(loss_fn, params, jax.random.key(seed),
+                                         max_iters=max_iters, loss_args=args)
   lam = top[0] if isinstance(top, tuple) else getattr(top, "eigenvalue", top)
   return {"quadratic_prediction": float(quad), "observed_increase": observed,
           "directional": float(directional), "lambda_max": float(lam)}
@@ -353,5 +355,5 @@ def run(config: dict, seed: int) -> dict:
       "rules": [r.text() for r in rules],
   }
   if cfg.eval.sharpness:
-    output["sharpness"] = _sharpness(base, params, items, seed)
+    output["sharpness"] = _sharpness(base, params, items, seed, int(cfg.eval.sharpness_iters))
   return output
