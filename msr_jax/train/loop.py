@@ -111,7 +111,9 @@ def train_loop(config, sources: Mapping[str, Sequence] | None = None, *, graphde
   example_batch = None if mesh is None else BatchStream(
       config, sources, int(t.batch_size), micro, pad_id).next_batch()
   jitted, state = jit_train_step(step_fn, state, mesh, example_batch, micro)
-  good = jax.device_get((state.params, state.opt_state))
+  # The guard's last good copy (host memory); checkpointed only when the guard is on.
+  use_guard = guard.every > 0
+  good = jax.device_get((state.params, state.opt_state)) if use_guard else None
 
   checkpointer = StateCheckpointer(os.path.join(run_dir, "checkpoints"),
                                    int(config.checkpoint.keep))
@@ -119,9 +121,12 @@ def train_loop(config, sources: Mapping[str, Sequence] | None = None, *, graphde
   start = 0
   latest = checkpointer.latest_step() if config.resume else None
   if latest is not None:
-    target = {"train": state, "good": (state.params, state.opt_state)}
+    target = {"train": state}
+    if use_guard:
+      target["good"] = (state.params, state.opt_state)
     restored, meta = checkpointer.restore(latest, target)
-    state, good = restored["train"], jax.device_get(restored["good"])
+    state = restored["train"]
+    good = jax.device_get(restored["good"]) if use_guard else None
     stream.set_state(meta["data"])
     guard.set_state(meta["guard"])
     start = latest
@@ -132,7 +137,8 @@ def train_loop(config, sources: Mapping[str, Sequence] | None = None, *, graphde
 
   def save(step: int) -> None:
     log.write({"type": "checkpoint", "step": step})
-    checkpointer.save(step, {"train": state, "good": good},
+    items = {"train": state, "good": good} if use_guard else {"train": state}
+    checkpointer.save(step, items,
                       {"data": stream.get_state(), "guard": guard.get_state()})
 
   def run_guard(step: int) -> bool:
@@ -148,8 +154,8 @@ def train_loop(config, sources: Mapping[str, Sequence] | None = None, *, graphde
 
   total_steps = int(t.steps)
   last = total_steps if max_steps is None else min(total_steps, int(max_steps))
-  stopped = False
-  if start == 0 and guard.every > 0:
+  stopped = guard.state.stopped  # a run the guard stopped stays stopped when resumed
+  if start == 0 and use_guard:
     stopped = run_guard(0)
   metrics = {}
   bar = tqdm.tqdm(total=total_steps, initial=start, disable=not config.progress,
