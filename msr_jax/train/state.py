@@ -34,9 +34,12 @@ def pure_params(params) -> dict:
 
 
 def init_state(params, tx: optax.GradientTransformation, seed: int = 0) -> TrainState:
+  """A fresh state. The parameters are copied twice (training copy and reference): the
+  jitted step donates its state, which must free neither the caller's arrays nor the
+  reference weights."""
   params = pure_params(params)
-  # A copy, not an alias: donated step buffers must not free the reference weights.
   ref = jax.tree_util.tree_map(jnp.array, params)
+  params = jax.tree_util.tree_map(jnp.array, params)
   return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
                     rng=jax.random.key_data(jax.random.key(seed)), ref_params=ref,
                     num_skipped=jnp.zeros((), jnp.int32))

@@ -118,11 +118,15 @@ def test_guard_stop_ends_run_on_good_params(tmp_path):
 
 def test_nonfinite_example_is_skipped_and_counted(tmp_path):
   config = small_config(tmp_path, train__steps=4, guard__every=0)
-  adapter, _, _ = setup.make_adapter("townworld")
+  adapter, vocab_size, _ = setup.make_adapter("townworld")
   sources = setup.load_sources(config, adapter)
   bad = dataclasses.replace(sources["townworld"][0], weight=float("nan"))
   sources = {"townworld": [bad] * 2}
-  result = train_loop(config, sources, run_dir=str(tmp_path / "n"))
+  model_config, graphdef, params = setup.build_model(config.model, vocab_size, config.seed)
+  result = train_loop(config, sources, graphdef=graphdef, params=params,
+                      model_config=model_config, run_dir=str(tmp_path / "n"))
+  # The step donates its state; the caller's parameters must survive it.
+  jax.tree_util.tree_map(np.asarray, params)
   lines = [m for m in metrics_log.read(tmp_path / "n" / "metrics.jsonl") if m["type"] == "train"]
   assert all(m["skipped"] == 1 for m in lines) and result.summary["num_skipped"] == 4
   assert result.summary["step"] == 4
