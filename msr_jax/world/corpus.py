@@ -35,6 +35,7 @@ class Mixture:
   decision: float = 0.14
   rule: float = 0.13
   note_facts: tuple[int, int] = (2, 6)  # inclusive range of facts per note
+  note_questions: int = 1  # at most this many questions per note (one per fact)
   max_distractors: int = 5
   p_rule_fires: float = 0.5
 
@@ -66,7 +67,11 @@ def sample_record(world: World, rng: np.random.Generator, kind: str, uid: str,
     return episodes.qa(world, person, str(rng.choice(lexicon.ATTRIBUTES)), uid)
   if kind == "note":
     low, high = mixture.note_facts
-    return episodes.note(world, rng, int(rng.integers(low, high + 1)), uid)
+    k = int(rng.integers(low, high + 1))
+    if mixture.note_questions > 1:  # (no extra draw otherwise: streams stay reproducible)
+      return episodes.note(world, rng, k, uid,
+                           int(rng.integers(1, min(k, mixture.note_questions) + 1)))
+    return episodes.note(world, rng, k, uid)
   if kind == "counterfactual":
     person = world.qa_train[int(rng.integers(len(world.qa_train)))]
     return episodes.counterfactual_note(world, rng, person, uid,

@@ -52,8 +52,14 @@ def _note_question(facts: list[tuple[str, str, str]], asked: int) -> str:
   return f"{T.NOTE_HEADER} {body} {T.QUESTION_HEADER} {T.QUESTION[attribute].format(n=name)}"
 
 
-def note(world: World, rng: np.random.Generator, num_facts: int, uid: str) -> Record:
-  """A note of `num_facts` facts about never-seen visitors and a question about one."""
+def note(world: World, rng: np.random.Generator, num_facts: int, uid: str,
+         num_questions: int = 1) -> Record:
+  """A note of `num_facts` facts about never-seen visitors and questions about them.
+
+  The first question follows the note in the same user message; further questions (at
+  most one per fact) are follow-up turns, each answer trained: more recall signal per
+  note read. `meta["answer"]` is the first answer.
+  """
   visitors = rng.choice(len(world.visitors), size=min(num_facts, 3), replace=False)
   keys = set()
   while len(keys) < num_facts:  # Distinct (visitor, attribute) pairs.
@@ -65,8 +71,14 @@ def note(world: World, rng: np.random.Generator, num_facts: int, uid: str) -> Re
   facts = [facts[i] for i in rng.permutation(len(facts))]
   asked = int(rng.integers(num_facts))
   answer = facts[asked][2]
-  return _record(uid, [("user", _note_question(facts, asked)), ("assistant", answer)],
-                 {"kind": "note", "num_facts": num_facts, "answer": answer})
+  messages = [("user", _note_question(facts, asked)), ("assistant", answer)]
+  if num_questions > 1:
+    others = [i for i in rng.permutation(num_facts) if i != asked][:num_questions - 1]
+    for i in others:
+      name, attribute, value = facts[int(i)]
+      messages += [("user", f"{T.QUESTION_HEADER} {T.QUESTION[attribute].format(n=name)}"),
+                   ("assistant", value)]
+  return _record(uid, messages, {"kind": "note", "num_facts": num_facts, "answer": answer})
 
 
 def counterfactual_note(world: World, rng: np.random.Generator, person: str, uid: str,

@@ -70,7 +70,8 @@ def stages(cfg: ml_collections.ConfigDict) -> list[ml_collections.ConfigDict]:
     out.append(ml_collections.ConfigDict({
         "lr": cfg.stage2.lr, "warmup_steps": cfg.stage2.warmup_steps,
         "steps": cfg.stage2.steps, "final_lr_fraction": cfg.final_lr_fraction,
-        "warmup_recall_steps": 0, "stream_seed": cfg.seed * 2 + 2}))
+        "warmup_recall_steps": 0, "stream_seed": cfg.seed * 2 + 2,
+        "mixture": cfg.stage2.mixture.to_dict()}))
   return out
 
 
@@ -86,7 +87,7 @@ def batches(cfg: ml_collections.ConfigDict, stage: ml_collections.ConfigDict, wo
             tok):
   """Warm-up batches (note-heavy mixture) for `warmup_recall_steps`, then the main mixture."""
   adapter, pad = tokenizer.adapter(tok), tok.token_to_id(tokenizer.PAD)
-  main = corpus.Mixture(**cfg.mixture.to_dict())
+  main = corpus.Mixture(**{**cfg.mixture.to_dict(), **stage.get("mixture", {})})
   warm = dataclasses.replace(main, **cfg.warmup_mixture.to_dict())
   warm_stream = corpus.pack(corpus.records(world, stage.stream_seed + 1, warm), adapter,
                             cfg.batch_size, cfg.seq_len, pad)

@@ -77,3 +77,13 @@ def test_training_records_are_seeded_and_keep_retain_people_out():
     text = " ".join(m.content for m in record.messages)
     assert not retain & set(text.split())
     assert record.meta["requester"] in WORLD.ft_people
+
+
+def test_multi_question_notes_answer_each_question_from_the_note():
+  rng = np.random.default_rng(3)
+  for _ in range(20):
+    record = episodes.note(WORLD, rng, 5, "q", num_questions=4)
+    assert len(record.decision_indices()) == 4
+    note = record.messages[0].content
+    for message in record.messages[1::2]:
+      assert f" {message.content} " in note
