@@ -25,7 +25,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # A second cosine cycle from the stage-1 weights with a fresh optimizer state.
   # Its mixture (overrides of c.mixture) asks up to 4 questions per note: stage 1 showed
   # in-context recall to be the slowest skill, starved of answer tokens.
-  c.stage2 = ml_collections.ConfigDict({"steps": 2600, "lr": 2e-3, "warmup_steps": 50})
+  c.stage2 = ml_collections.ConfigDict({"steps": 3000, "lr": 2e-3, "warmup_steps": 50})
   c.stage2.mixture = ml_collections.ConfigDict({
       "bio": 0.26, "qa": 0.16, "note": 0.22, "counterfactual": 0.08, "note_questions": 4})
   # Relative weights of record kinds (see msr_jax.world.corpus.Mixture).
