@@ -13,12 +13,12 @@ import json
 import mmap
 import os
 import struct
-import tempfile
 from typing import Mapping
 
 import ml_dtypes
 import numpy as np
 
+from msr_jax import atomic
 from msr_jax.checkpoints.errors import CheckpointError
 
 # safetensors dtype name <-> numpy dtype (little-endian, as the format mandates).
@@ -117,25 +117,9 @@ def save(path: str | os.PathLike, tensors: Mapping[str, np.ndarray],
   header_bytes = json.dumps(header, separators=(",", ":")).encode()
   header_bytes += b" " * (-len(header_bytes) % 8)  # Aligns the data section to 8 bytes.
   # Memoryviews, not tobytes(): a multi-GB model is not copied a second time in memory.
-  write_atomic(path, [struct.pack("<Q", len(header_bytes)), header_bytes] +
-               [memoryview(a.reshape(-1).view(np.uint8)) for a in arrays])
-
-
-def write_atomic(path: str | os.PathLike, chunks) -> None:
-  """Writes byte chunks to a temp file beside `path`, then renames it into place."""
-  path = os.fspath(path)
-  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
-                             prefix=".tmp-", suffix=os.path.basename(path))
-  try:
-    with os.fdopen(fd, "wb") as f:
-      for chunk in chunks:
-        f.write(chunk)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  atomic.write_bytes(path, [struct.pack("<Q", len(header_bytes)), header_bytes] +
+                     [memoryview(a.reshape(-1).view(np.uint8)) for a in arrays])
 
 
 def write_json(path: str | os.PathLike, obj) -> None:
-  write_atomic(path, [json.dumps(obj, indent=2, sort_keys=True).encode() + b"\n"])
+  atomic.write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")

@@ -14,9 +14,9 @@ import json
 import logging
 import os
 import pathlib
-import tempfile
 from typing import Iterable
 
+from msr_jax import atomic
 from msr_jax.data.records import Record
 from msr_jax.data.validate import Problem, check_record_json
 
@@ -140,16 +140,5 @@ def write_records(path: str | os.PathLike, records: Iterable[Record]) -> int:
       raise RecordError(str(path), number, problems)
     seen[obj["id"]] = number
     lines.append(json.dumps(obj, ensure_ascii=False, allow_nan=False))
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-  try:
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-      f.write("".join(line + "\n" for line in lines))
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
-    raise
+  atomic.write_text(path, "".join(line + "\n" for line in lines))
   return len(lines)

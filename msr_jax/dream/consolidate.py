@@ -36,13 +36,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from msr_jax import atomic
 from msr_jax.data.jsonl import write_records
 from msr_jax.data.records import Record
 from msr_jax.dream import collide, cycle_metrics, filter as dream_filter, judges, probing
 from msr_jax.dream import townworld, training
 from msr_jax.dream.generate import AdaptiveTemperature, answer_scenarios
 from msr_jax.memory import Experience, MemoryGraph, consolidate as memory_consolidate
-from msr_jax.world import checkpoint
 from msr_jax.world.world import World
 
 LOG_FILE = "dream_cycles.jsonl"
@@ -87,13 +87,7 @@ def make_judges(names: Sequence[str], setup: DreamSetup, params, fast_store,
 
 
 def _write_log(path: str, entries: list[dict]) -> None:
-  text = "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries)
-
-  def write(tmp: str) -> None:
-    with open(tmp, "w", encoding="utf-8") as f:
-      f.write(text)
-
-  checkpoint.atomic_write(path, write)
+  atomic.write_text(path, "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries))
 
 
 def retention(probes: dict) -> float:

@@ -12,6 +12,7 @@ import pathlib
 
 import numpy as np
 
+from msr_jax import atomic
 from msr_jax.runner import analysis, plots
 from msr_jax.runner.experiment import expand
 from msr_jax.runner.store import ResultStore, write_json_atomic
@@ -108,9 +109,7 @@ def build_report(run_dir: str | pathlib.Path, num_resamples: int = 2000) -> dict
   for _, section in sections:
     lines += [""] + section
   report_path = run_dir / "report.md"
-  tmp = report_path.with_suffix(".md.tmp")
-  tmp.write_text("\n".join(lines) + "\n")
-  tmp.replace(report_path)
+  atomic.write_text(report_path, "\n".join(lines) + "\n")
   for name in summary:
     summary[name]["verdict"] = final[name]
     summary[name]["holm_p"] = adjusted.get(name)

@@ -11,7 +11,8 @@ import hashlib
 import json
 import os
 import pathlib
-import tempfile
+
+from msr_jax import atomic
 
 
 def config_hash(config: dict) -> str:
@@ -21,19 +22,7 @@ def config_hash(config: dict) -> str:
 
 
 def write_json_atomic(path: str | os.PathLike, payload) -> None:
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-  try:
-    with os.fdopen(fd, "w") as f:
-      json.dump(payload, f, indent=1, sort_keys=True, default=_jsonable)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
-    raise
+  atomic.write_text(path, json.dumps(payload, indent=1, sort_keys=True, default=_jsonable))
 
 
 def _jsonable(value):

@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
+
+from msr_jax import atomic
 
 
 def _clean(value):
@@ -44,10 +45,7 @@ def truncate_after(path: str | os.PathLike, step: int) -> None:
     return
   with open(path, encoding="utf-8") as f:
     kept = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
-  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".metrics-")
-  with os.fdopen(fd, "w", encoding="utf-8") as f:
-    f.writelines(kept)
-  os.replace(tmp, path)
+  atomic.write_text(path, "".join(kept))
 
 
 def read(path: str | os.PathLike) -> list[dict]:

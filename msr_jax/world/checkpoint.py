@@ -12,40 +12,21 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 
 import jax
 import numpy as np
 import safetensors.numpy
 from flax import nnx
 
+from msr_jax import atomic
 from msr_jax.model import Decoder, ModelConfig
 
 PARAMS, CONFIG, TOKENIZER, CARD = ("params.safetensors", "model_config.json", "tokenizer.json",
                                    "card.json")
 
 
-def atomic_write(path: str, write) -> None:
-  """Calls `write(tmp_path)` then renames the file into place."""
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".")
-  os.close(fd)
-  try:
-    write(tmp)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-
-
 def write_json(path: str, obj) -> None:
-  def write(tmp):
-    with open(tmp, "w") as f:
-      json.dump(obj, f, indent=1, sort_keys=True)
-      f.write("\n")
-  atomic_write(path, write)
+  atomic.write_text(path, json.dumps(obj, indent=1, sort_keys=True) + "\n")
 
 
 def flat_params(params) -> dict[str, np.ndarray]:
@@ -56,8 +37,8 @@ def flat_params(params) -> dict[str, np.ndarray]:
 def save(directory: str, config: ModelConfig, params) -> None:
   """Writes the parameters, then the config (a folder with a config is complete)."""
   tensors = flat_params(params)
-  atomic_write(os.path.join(directory, PARAMS),
-               lambda tmp: safetensors.numpy.save_file(tensors, tmp))
+  with atomic.atomic_path(os.path.join(directory, PARAMS)) as tmp:
+    safetensors.numpy.save_file(tensors, tmp)
   write_json(os.path.join(directory, CONFIG), dataclasses.asdict(config))
 
 

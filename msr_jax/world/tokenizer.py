@@ -10,13 +10,12 @@ serves every world. Records are rendered with the testbed's plain template
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 
 import tokenizers
 from tokenizers import models, pre_tokenizers
 
+from msr_jax import atomic
 from msr_jax.data.plain_template import PlainTemplateAdapter
 from msr_jax.world import lexicon
 from msr_jax.world import templates as T
@@ -64,17 +63,8 @@ def build() -> tokenizers.Tokenizer:
 
 def save(tokenizer: tokenizers.Tokenizer, path: str) -> None:
   """Writes the `tokenizers` JSON file atomically."""
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tokenizer-", suffix=".json")
-  os.close(fd)
-  try:
+  with atomic.atomic_path(path) as tmp:
     tokenizer.save(tmp)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
 
 
 def load(path: str) -> tokenizers.Tokenizer:

@@ -1,0 +1,48 @@
+"""Atomic file writes: a temp file beside the target, flushed to disk, renamed into place.
+
+A reader, or a run killed in the middle of a write, sees the old file or the new one,
+never a part of either; a failed write removes its temp file and leaves the old file as
+it was. Every result, checkpoint, log rewrite and record file of msr-jax is written here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from typing import Iterable, Iterator
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[str]:
+  """Yields a temp path beside `path` to write to; on success it replaces `path`.
+
+  For writers that want a file name (a library's `save(filename)`); the temp file lives
+  in the same folder, so the final rename never crosses file systems.
+  """
+  path = os.fspath(path)
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+  os.close(fd)
+  try:
+    yield tmp
+    with open(tmp, "rb") as f:  # On disk before the rename: a crash cannot leave a hole.
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+def write_bytes(path: str | os.PathLike, chunks: Iterable[bytes | memoryview]) -> None:
+  """Writes byte chunks (memoryviews too: large arrays are not copied) atomically."""
+  with atomic_path(path) as tmp, open(tmp, "wb") as f:
+    for chunk in chunks:
+      f.write(chunk)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+  """Writes UTF-8 text atomically."""
+  write_bytes(path, [text.encode("utf-8")])
