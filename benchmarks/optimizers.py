@@ -74,7 +74,7 @@ def memory_table(model_name: str, config: ModelConfig) -> None:
   print(f"\n## {model_name}: {n_params / 1e6:.1f}M parameters, {len(matrices)} APOLLO "
         f"matrices ({sum(int(np.prod(m.shape)) for m in matrices) / 1e6:.1f}M), "
         f"{config.param_dtype}")
-  print(f"| optimizer | state total (MB) | matrix state (MB) | matrix state vs AdamW |")
+  print("| optimizer | state total (MB) | matrix state (MB) | matrix state vs AdamW |")
   print("| --- | ---: | ---: | ---: |")
   adamw_matrix = _state_bytes(optax.adamw(1e-3), matrices)
   for name, (cfg, rank) in OPTIMIZERS.items():

@@ -17,7 +17,7 @@ from __future__ import annotations
 import collections
 import logging
 import math
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 

@@ -22,7 +22,7 @@ import numpy as np
 import tqdm
 
 from msr_jax import optim
-from msr_jax.checkpoints.orbax_state import StateCheckpointer, abstract_like
+from msr_jax.checkpoints.orbax_state import StateCheckpointer
 from msr_jax.model import make_mesh
 from msr_jax.model.config import ModelConfig
 from msr_jax.train import metrics_log, setup

@@ -6,7 +6,6 @@ import jax
 import numpy as np
 import pytest
 
-from msr_jax.data.records import Record
 from msr_jax.dream import collide, judges, townworld
 from msr_jax.dream.generate import Response, prompt_tokens
 from msr_jax.model import forward

@@ -11,7 +11,7 @@ import pytest
 from msr_jax.data.jsonl import write_records
 from msr_jax.runner.config import load_config
 from msr_jax.train import metrics_log, setup
-from msr_jax.train.loop import StopTraining, train_loop
+from msr_jax.train.loop import train_loop
 from msr_jax.world import behaviour
 from msr_jax.world.world import World
 
