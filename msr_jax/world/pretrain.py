@@ -109,8 +109,9 @@ def run(cfg: ml_collections.ConfigDict, out_dir: str, log: Callable[[str], None]
         start_stage: int = 1) -> dict:
   """Pre-trains; checkpoints to `out_dir` every `checkpoint_every` steps.
 
-  With `start_stage=2`, stage 2 continues from the finished stage-1 checkpoint in
-  `out_dir` (a copy is kept in `out_dir/stage1`). Returns cumulative training stats.
+  Stage 1's weights and stats are kept in `out_dir/stage1`; with `start_stage=2`, stage 2
+  starts from them, so a changed stage 2 can be re-run alone and gives what a run of both
+  stages with the same config gives. Returns cumulative training stats.
   """
   world, tok = World.build(cfg.world.seed, num_people=cfg.world.num_people), tokenizer.build()
   config = model_config(cfg, tok.get_vocab_size())
@@ -121,14 +122,17 @@ def run(cfg: ml_collections.ConfigDict, out_dir: str, log: Callable[[str], None]
     graphdef, params = nnx.split(Decoder(config, rngs=nnx.Rngs(cfg.seed)), nnx.Param)
     stats = {"steps": 0, "tokens": 0, "trained_tokens": 0, "wall_s": 0.0, "losses": []}
   elif start_stage == 2 and len(plan) == 2:
-    stats_path = os.path.join(out_dir, STATS_FILE)
-    with open(stats_path) as f:
-      stats = json.load(f)
+    stage1 = os.path.join(out_dir, "stage1")
+    stats_path = os.path.join(stage1, STATS_FILE)
+    try:
+      with open(stats_path) as f:
+        stats = json.load(f)
+    except FileNotFoundError:
+      raise FileNotFoundError(f"{stats_path}: no finished stage 1 to continue from") from None
     if stats["steps"] != cfg.steps:
       raise ValueError(f"{stats_path}: steps={stats['steps']}, but stage 1 has {cfg.steps}: "
                        "stage 1 is not finished")
-    _, graphdef, params = checkpoint.load(out_dir)
-    checkpoint.save(os.path.join(out_dir, "stage1"), config, params)
+    _, graphdef, params = checkpoint.load(stage1)
   else:
     raise ValueError(f"start_stage={start_stage}, but the config has {len(plan)} stage(s)")
   offset = sum(stage.steps for stage in plan[:start_stage - 1])
@@ -138,6 +142,7 @@ def run(cfg: ml_collections.ConfigDict, out_dir: str, log: Callable[[str], None]
     offset += stage.steps
     if number == 1 and len(plan) > 1:
       checkpoint.save(os.path.join(out_dir, "stage1"), config, params)
+      checkpoint.write_json(os.path.join(out_dir, "stage1", STATS_FILE), stats)
   return stats
 
 

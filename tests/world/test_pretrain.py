@@ -76,3 +76,22 @@ def test_recipe_has_two_stages_with_their_own_data_streams():
   assert (first.steps, second.steps) == (cfg.steps, cfg.stage2.steps)
   assert first.stream_seed != second.stream_seed and second.warmup_recall_steps == 0
   assert len(pretrain.stages(load_config(path, ["--config.stage2.steps=0"]))) == 1
+
+
+def test_stage_two_alone_equals_both_stages(tmp_path):
+  from msr_jax.runner.config import load_config
+  path = str(pathlib.Path(__file__).resolve().parents[2] / "configs" / "townworld.py")
+  cfg = load_config(path + ":smoke")
+  both = str(tmp_path / "both")
+  stats_both = pretrain.run(cfg, both, log=lambda _: None)
+  _, _, params_both = checkpoint.load(both)
+  with pytest.raises(FileNotFoundError, match="no finished stage 1"):
+    pretrain.run(cfg, str(tmp_path / "empty"), log=lambda _: None, start_stage=2)
+  stats_again = pretrain.run(cfg, both, log=lambda _: None, start_stage=2)
+  _, _, params_again = checkpoint.load(both)
+  for key in ("steps", "tokens", "trained_tokens", "losses"):
+    assert stats_again[key] == stats_both[key], key
+  flat_both, flat_again = checkpoint.flat_params(params_both), checkpoint.flat_params(params_again)
+  assert flat_both.keys() == flat_again.keys()
+  for name in flat_both:
+    np.testing.assert_array_equal(flat_both[name], flat_again[name], err_msg=name)
