@@ -210,8 +210,11 @@ def _train_config(cfg, run_dir: str, seed: int, sources: dict) -> ml_collections
   data = config.data
   data.seed = seed
   data.max_context_tokens = 256
-  data.context_buckets = (64, 128, 256)
-  data.decision_buckets = (8, 16, 32, 64, 128)
+  # Few buckets: each one is a compiled step shape, and at smoke scale tracing and
+  # compiling a step costs more than the 40 steps it runs (Townworld contexts are
+  # 10-90 tokens, decisions about 8, replayed biographies about 40).
+  data.context_buckets = (128, 256)
+  data.decision_buckets = (16, 64, 128)
   weights = {arm_data.BEHAVIOUR: 1.0, arm_data.REPLAY: float(cfg.data.replay_weight),
              "dream": float(cfg.data.dream_weight)}
   present = {k: v for k, v in weights.items() if k in sources and v > 0}
