@@ -17,6 +17,16 @@ from msr_jax.runner import analysis, plots
 from msr_jax.runner.experiment import expand
 from msr_jax.runner.store import ResultStore, write_json_atomic
 
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+def _shown_path(path: str) -> str:
+  """An experiment file as a reader of the report finds it: relative to the repository."""
+  try:
+    return str(pathlib.Path(path).resolve().relative_to(REPO))
+  except ValueError:
+    return path
+
 
 def runs_by_arm(exp: dict, store: ResultStore) -> tuple[dict[str, list[dict]], list[str]]:
   """Finished runs of each arm (by key, so shared runs count for every experiment)."""
@@ -75,7 +85,7 @@ def build_report(run_dir: str | pathlib.Path, num_resamples: int = 2000) -> dict
     if spec.get("claim"):
       section += [f"**Claim.** {spec['claim']}", ""]
     section += [f"Seeds: {exp['seeds']}. Arms: {len(exp['arms'])}. "
-                f"File: `{exp.get('file', '?')}`.", ""]
+                f"File: `{_shown_path(exp.get('file', '?'))}`.", ""]
     section += _arm_table(grouped, spec.get("report_metrics", []))
     section += ["", "| criterion | kind | result | p (one-sided) | outcome |",
                 "|---|---|---|---|---|"]
