@@ -25,6 +25,15 @@ PARAMS, CONFIG, TOKENIZER, CARD = ("params.safetensors", "model_config.json", "t
                                    "card.json")
 
 
+def read_json(path: str, missing: str):
+  """The JSON object in `path`; a missing file is a FileNotFoundError naming it and `missing`."""
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except FileNotFoundError:
+    raise FileNotFoundError(f"{path}: {missing}") from None
+
+
 def write_json(path: str, obj) -> None:
   atomic.write_text(path, json.dumps(obj, indent=1, sort_keys=True) + "\n")
 
@@ -44,11 +53,7 @@ def save(directory: str, config: ModelConfig, params) -> None:
 
 def load_config(directory: str) -> ModelConfig:
   path = os.path.join(directory, CONFIG)
-  try:
-    with open(path) as f:
-      fields = json.load(f)
-  except FileNotFoundError:
-    raise FileNotFoundError(f"{path}: no model config; is {directory} a checkpoint?") from None
+  fields = read_json(path, f"no model config; is {directory} a checkpoint?")
   known = {f.name for f in dataclasses.fields(ModelConfig)}
   unknown = sorted(set(fields) - known)
   if unknown:

@@ -9,7 +9,6 @@ mask, and can be unified with it later without changing the checkpoint.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from typing import Callable
@@ -124,11 +123,7 @@ def run(cfg: ml_collections.ConfigDict, out_dir: str, log: Callable[[str], None]
   elif start_stage == 2 and len(plan) == 2:
     stage1 = os.path.join(out_dir, "stage1")
     stats_path = os.path.join(stage1, STATS_FILE)
-    try:
-      with open(stats_path) as f:
-        stats = json.load(f)
-    except FileNotFoundError:
-      raise FileNotFoundError(f"{stats_path}: no finished stage 1 to continue from") from None
+    stats = checkpoint.read_json(stats_path, "no finished stage 1 to continue from")
     if stats["steps"] != cfg.steps:
       raise ValueError(f"{stats_path}: steps={stats['steps']}, but stage 1 has {cfg.steps}: "
                        "stage 1 is not finished")
