@@ -17,6 +17,8 @@ def register(subparsers) -> None:
   parser.add_argument("--scale", default="smoke", choices=("smoke", "full"))
   parser.add_argument("-j", "--jobs", type=int, default=max(1, os.cpu_count() or 1),
                       help="arms in parallel (default: one per CPU core)")
+  parser.add_argument("--runs-per-worker", type=int, default=0,
+                      help="recycle a worker process after this many runs (0: never)")
   parser.add_argument("--only", nargs="*", default=None,
                       help="experiment file stems to run (default: all of experiments/)")
   parser.set_defaults(func=run)
@@ -36,7 +38,8 @@ def run(args) -> int:
   from msr_jax.runner.sweep import run_sweep
 
   start = time.time()
-  summary = run_sweep(experiment_files(args.only), args.run_dir, args.scale, args.jobs)
+  summary = run_sweep(experiment_files(args.only), args.run_dir, args.scale, args.jobs,
+                      runs_per_worker=args.runs_per_worker)
   summary_report = build_report(args.run_dir)
   wall = time.time() - start
   print(f"\n{summary['total']} runs ({summary['skipped']} reused, {summary['failed']} failed) "

@@ -1,4 +1,4 @@
-"""Sweeps: expand experiments into runs, run each in its own process, N at a time.
+"""Sweeps: expand experiments into runs, run them in N worker processes at a time.
 
 Finished runs (an "ok" result in the store) are skipped, so a killed sweep resumes where
 it stopped; `index` runs a single run in this process, for a cluster job array
@@ -10,13 +10,11 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import subprocess
-import sys
-import time
 
 from tqdm import tqdm
 
 from msr_jax.runner import experiment as experiment_lib
+from msr_jax.runner.pool import WorkerPool
 from msr_jax.runner.store import ResultStore, write_json_atomic
 from msr_jax.runner.worker import run_spec
 
@@ -48,7 +46,9 @@ def _worker_env() -> dict:
 
 
 def run_sweep(exp_paths: list[str], run_dir: str, scale: str = "smoke", jobs: int = 1,
-              index: int | None = None, progress: bool = True) -> dict:
+              index: int | None = None, progress: bool = True, runs_per_worker: int = 0) -> dict:
+  """Runs every unfinished run, `jobs` worker processes at a time (each serving many runs,
+  `runs_per_worker` at most when it is not 0); `index` runs one run in this process."""
   run_dir = str(run_dir)
   _, runs = prepare(exp_paths, run_dir, scale)
   store = ResultStore(run_dir)
@@ -63,37 +63,28 @@ def run_sweep(exp_paths: list[str], run_dir: str, scale: str = "smoke", jobs: in
   skipped = len(unique) - len(pending)
   bar = tqdm(total=len(unique), initial=skipped, desc="arms", unit="run", disable=not progress,
              dynamic_ncols=True)
-  failed, active = 0, []
-  queue = list(pending)
+  failed, queue = 0, list(pending)
   log_dir = pathlib.Path(run_dir) / "logs"
   log_dir.mkdir(parents=True, exist_ok=True)
-  while queue or active:
-    while queue and len(active) < max(1, jobs):
-      run = queue.pop(0)
-      spec_path = pathlib.Path(run_dir) / "specs" / f"{run.key}.json"
-      log = open(log_dir / f"{run.experiment}.{run.arm}.s{run.seed}.{run.key}.log", "w")
-      proc = subprocess.Popen(
-          [sys.executable, "-m", "msr_jax.runner.worker", "--spec", str(spec_path),
-           "--run-dir", run_dir], stdout=log, stderr=subprocess.STDOUT, env=_worker_env())
-      active.append((proc, run, log))
-    time.sleep(0.2)
-    still = []
-    for proc, run, log in active:
-      code = proc.poll()
-      if code is None:
-        still.append((proc, run, log))
-        continue
-      log.close()
-      result = store.get(run.key)
-      if result is None:  # The process died before it could record anything.
-        tail = pathlib.Path(log.name).read_text()[-4000:]
-        store.put(run.key, {"spec": run.to_json(), "key": run.key, "status": "error",
-                            "error": f"worker exited with code {code}:\n{tail}"})
-        result = store.get(run.key)
-      if result.get("status") != "ok":
-        failed += 1
-      bar.update(1)
-      bar.set_postfix(failed=failed, remaining=len(queue) + len(still))
-    active = still
+  with WorkerPool(run_dir, jobs, _worker_env(), runs_per_worker) as pool:
+    while queue or pool.busy:
+      while queue and pool.has_room():
+        run = queue.pop(0)
+        log = log_dir / f"{run.experiment}.{run.arm}.s{run.seed}.{run.key}.log"
+        log.write_text("")
+        pool.submit(run, str(pathlib.Path(run_dir) / "specs" / f"{run.key}.json"), str(log))
+      for done in pool.wait():
+        result = store.get(done.run.key)
+        if done.exit_code is not None and not (result and result.get("status") == "ok"):
+          # The worker died before it could record this run (or left an older error).
+          tail = pathlib.Path(done.log).read_text()[-4000:]
+          store.put(done.run.key, {"spec": done.run.to_json(), "key": done.run.key,
+                                   "status": "error",
+                                   "error": f"worker exited with code {done.exit_code}:\n{tail}"})
+          result = store.get(done.run.key)
+        if result is None or result.get("status") != "ok":
+          failed += 1
+        bar.update(1)
+        bar.set_postfix(failed=failed, remaining=len(queue) + len(pool.busy))
   bar.close()
   return {"total": len(unique), "ran": len(pending), "failed": failed, "skipped": skipped}

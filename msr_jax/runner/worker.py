@@ -1,13 +1,20 @@
-"""Runs one arm x seed in this process and stores its result: `python -m msr_jax.runner.worker`.
+"""Runs arm x seed runs and stores their results: `python -m msr_jax.runner.worker`.
 
-The sweep starts one worker per run so arms never share JAX state, and a crash (even a
-segfault or an out-of-memory kill) costs only that run. An exception is recorded in the
-result store with its traceback; the parent records deaths that left no result.
+Two modes. `--spec FILE` runs one run and exits. `--serve` is the sweep's long-lived
+worker: it reads one request per line on stdin (JSON: {"spec": path, "log": path}), runs
+it with its stdout and stderr sent to that run's log file, and answers `done KEY` on its
+own stdout. A served worker keeps what JAX has traced and compiled between runs, which
+at smoke scale is most of an arm's cost; runs share no other state (an entry is a
+function of its config and seed), so a run's result does not depend on what ran before
+it in the same process. A crash (even a segfault or an out-of-memory kill) costs only
+the run in progress: the sweep records it and starts a fresh worker. An exception is
+recorded in the result store with its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
@@ -47,14 +54,60 @@ def run_spec(spec: dict, run_dir: str) -> dict:
   return result
 
 
+@contextlib.contextmanager
+def output_to(log_path: str):
+  """Points file descriptors 1 and 2 (Python's and native code's output) at a log file."""
+  sys.stdout.flush()
+  sys.stderr.flush()
+  saved = os.dup(1), os.dup(2)
+  with open(log_path, "a") as log:
+    os.dup2(log.fileno(), 1)
+    os.dup2(log.fileno(), 2)
+    try:
+      yield
+    finally:
+      sys.stdout.flush()
+      sys.stderr.flush()
+      os.dup2(saved[0], 1)
+      os.dup2(saved[1], 2)
+      os.close(saved[0])
+      os.close(saved[1])
+
+
+def serve(run_dir: str, requests=None, replies=None) -> int:
+  """Runs requests until stdin closes; returns the number of runs that failed."""
+  requests = requests or sys.stdin
+  # Replies go to the stdout this process started with; runs write to their logs.
+  replies = replies or os.fdopen(os.dup(1), "w", buffering=1)
+  failed = 0
+  for line in requests:
+    if not line.strip():
+      continue
+    request = json.loads(line)
+    with open(request["spec"]) as f:
+      spec = json.load(f)
+    with output_to(request["log"]):
+      result = run_spec(spec, run_dir)
+    failed += result["status"] != "ok"
+    replies.write(f"done {spec['key']}\n")
+    replies.flush()
+  return failed
+
+
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser()
-  parser.add_argument("--spec", required=True, help="path to the run spec JSON")
+  mode = parser.add_mutually_exclusive_group(required=True)
+  mode.add_argument("--spec", help="path to the run spec JSON: run it and exit")
+  mode.add_argument("--serve", action="store_true",
+                    help="run requests read from stdin until it closes (the sweep's workers)")
   parser.add_argument("--run-dir", required=True)
   args = parser.parse_args(argv)
+  enable_compilation_cache(args.run_dir)
+  if args.serve:
+    serve(args.run_dir)
+    return 0
   with open(args.spec) as f:
     spec = json.load(f)
-  enable_compilation_cache(args.run_dir)
   result = run_spec(spec, args.run_dir)
   return 0 if result["status"] == "ok" else 1
 

@@ -19,7 +19,8 @@ ENTRY = textwrap.dedent("""
         raise RuntimeError("arm exploded")
       if config["mode"] == "die":
         os._exit(3)
-      return {"value": config["x"] * 10 + seed}
+      print(f"arm x={config['x']} seed={seed}")
+      return {"value": config["x"] * 10 + seed, "pid": os.getpid()}
 """)
 
 EXPERIMENT = textwrap.dedent("""
@@ -54,7 +55,7 @@ def test_sweep_records_results_and_errors_and_resumes(toy):
   summary = run_sweep([str(exp)], run_dir, "smoke", jobs=2, progress=False)
   assert summary == {"total": 8, "ran": 8, "failed": 4, "skipped": 0}
   results = _results(run_dir)
-  assert results[("two", 1)]["output"] == {"value": 21}
+  assert results[("two", 1)]["output"]["value"] == 21
   assert results[("bad", 0)]["status"] == "error"
   assert "arm exploded" in results[("bad", 0)]["error"]
   assert "exited with code 3" in results[("dead", 1)]["error"]
@@ -106,3 +107,42 @@ def test_spec_files_are_written(toy):
   specs = list((run_dir / "specs").glob("*.json"))
   assert len(specs) == 8
   assert {json.loads(p.read_text())["arm"] for p in specs} == {"one", "two", "bad", "dead"}
+
+
+def _ok_only(exp_path):
+  exp_path.write_text(exp_path.read_text().replace(
+      ', "bad": {"mode": "raise"}, "dead": {"mode": "die"}', ''))
+
+
+def test_a_worker_serves_many_runs_and_logs_each_apart(toy):
+  exp, run_dir = toy
+  _ok_only(exp)
+  summary = run_sweep([str(exp)], run_dir, "smoke", jobs=1, progress=False)
+  assert summary == {"total": 4, "ran": 4, "failed": 0, "skipped": 0}
+  results = _results(run_dir)
+  assert len({r["output"]["pid"] for r in results.values()}) == 1
+  for (arm, seed), r in results.items():
+    x = r["spec"]["config"]["x"]
+    log = run_dir / "logs" / f"toy.{arm}.s{seed}.{r['key']}.log"
+    assert log.read_text() == f"arm x={x} seed={seed}\n"
+
+
+def test_runs_per_worker_recycles_workers(toy):
+  exp, run_dir = toy
+  _ok_only(exp)
+  run_sweep([str(exp)], run_dir, "smoke", jobs=2, progress=False, runs_per_worker=1)
+  assert len({r["output"]["pid"] for r in _results(run_dir).values()}) == 4
+
+
+def test_a_dead_worker_is_replaced_and_the_queue_goes_on(toy):
+  exp, run_dir = toy
+  # One worker, and the dying arm runs first: the runs queued behind it still run.
+  exp.write_text(exp.read_text().replace('"arms": {', '"arms": {"dead": {"mode": "die"}, ')
+                 .replace(', "bad": {"mode": "raise"}, "dead": {"mode": "die"}', ''))
+  summary = run_sweep([str(exp)], run_dir, "smoke", jobs=1, progress=False)
+  assert summary == {"total": 6, "ran": 6, "failed": 2, "skipped": 0}
+  results = _results(run_dir)
+  assert [r["spec"]["arm"] for r in ResultStore(run_dir).all() if r["status"] != "ok"] == [
+      "dead", "dead"]
+  assert all("exited with code 3" in results[("dead", s)]["error"] for s in (0, 1))
+  assert results[("two", 1)]["output"]["value"] == 21
