@@ -65,12 +65,11 @@ from flax import nnx  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import msr_jax  # noqa: E402
 from msr_jax.checkpoints.hf import export_hf  # noqa: E402
-from msr_jax.model import Decoder, ModelConfig, forward, init_cache  # noqa: E402
+from msr_jax.model import Decoder, ModelConfig, forward, prefill  # noqa: E402
 
 
 def _prefill(config, graphdef, params, tokens_BxP, capacity):
-  cache = init_cache(config, tokens_BxP.shape[0], capacity)
-  logits_BxPxV, cache = forward(graphdef, params, tokens_BxP, cache=cache)
+  logits_BxPxV, cache = prefill(graphdef, params, tokens_BxP, capacity)
   return jnp.argmax(logits_BxPxV[:, -1], -1).astype(jnp.int32), cache
 
 

@@ -11,23 +11,25 @@ import jax.numpy as jnp
 from flax import nnx
 
 from msr_jax.model import rope
-from msr_jax.model.cache import write_layer
+from msr_jax.model.cache import write_stacked
 from msr_jax.model.config import ModelConfig
 from msr_jax.model.layers import RMSNorm, linear
 
 _MASKED = -1e30
 
 
-def attend(q_BxTxNxH: jnp.ndarray, k_BxSxKxH: jnp.ndarray, v_BxSxKxH: jnp.ndarray,
+def attend(q_BxTxNxH: jnp.ndarray, k_BxKxSxH: jnp.ndarray, v_BxKxSxH: jnp.ndarray,
            mask_BxTxS: jnp.ndarray) -> jnp.ndarray:
   b, t, n, h = q_BxTxNxH.shape
-  k = k_BxSxKxH.shape[2]
-  q_BxTxKxGxH = q_BxTxNxH.reshape(b, t, k, n // k, h)
-  scores_BxKxGxTxS = jnp.einsum("btkgh,bskh->bkgts", q_BxTxKxGxH, k_BxSxKxH,
-                                preferred_element_type=jnp.float32) / jnp.sqrt(h).astype(jnp.float32)
+  k = k_BxKxSxH.shape[1]
+  # Scaling the queries (B x T x N x H) costs less than scaling the scores (B x N x T x S).
+  q_BxTxKxGxH = (q_BxTxNxH * (1.0 / jnp.sqrt(h)).astype(q_BxTxNxH.dtype)).reshape(
+      b, t, k, n // k, h)
+  scores_BxKxGxTxS = jnp.einsum("btkgh,bksh->bkgts", q_BxTxKxGxH, k_BxKxSxH,
+                                preferred_element_type=jnp.float32)
   scores_BxKxGxTxS = jnp.where(mask_BxTxS[:, None, None], scores_BxKxGxTxS, _MASKED)
-  probs = jax.nn.softmax(scores_BxKxGxTxS, axis=-1).astype(v_BxSxKxH.dtype)
-  out_BxTxKxGxH = jnp.einsum("bkgts,bskh->btkgh", probs, v_BxSxKxH)
+  probs = jax.nn.softmax(scores_BxKxGxTxS, axis=-1).astype(v_BxKxSxH.dtype)
+  out_BxTxKxGxH = jnp.einsum("bkgts,bksh->btkgh", probs, v_BxKxSxH)
   return out_BxTxKxGxH.reshape(b, t, n, h)
 
 
@@ -45,10 +47,11 @@ class Attention(nnx.Module):
       self.q_norm = RMSNorm(h, config.rms_norm_eps, config.param_dtype)
       self.k_norm = RMSNorm(h, config.rms_norm_eps, config.param_dtype)
 
-  def __call__(self, x_BxTxD, positions_BxT, cache_k_BxSxKxH=None, cache_v_BxSxKxH=None,
-               lengths_B=None):
-    """Returns (output_BxTxD, keys, values); keys/values are the updated cache rows
-    when a cache is given, else the new tokens' own keys and values."""
+  def __call__(self, x_BxTxD, positions_BxT, layer: int = 0, cache_k_LxBxKxSxH=None,
+               cache_v_LxBxKxSxH=None, lengths_B=None):
+    """Returns (output_BxTxD, keys, values): with a cache, the whole stacked cache with
+    this layer's new entries written (row b at slot lengths_B[b]); without one, this
+    layer's keys and values of the T new tokens (B x K x T x H)."""
     c = self.config
     b, t, _ = x_BxTxD.shape
     q = self.q_proj(x_BxTxD).reshape(b, t, c.num_heads, c.head_dim)
@@ -58,15 +61,18 @@ class Attention(nnx.Module):
       q, k = self.q_norm(q), self.k_norm(k)
     q = rope.apply_rope(q, positions_BxT, c)
     k = rope.apply_rope(k, positions_BxT, c)
-    if cache_k_BxSxKxH is None:
-      keys, values = k, v
+    if cache_k_LxBxKxSxH is None:
+      keys, values = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)
       causal_TxT = jnp.tril(jnp.ones((t, t), bool))
       mask_BxTxS = jnp.broadcast_to(causal_TxT, (b, t, t))
     else:
-      keys = write_layer(cache_k_BxSxKxH, k, lengths_B)
-      values = write_layer(cache_v_BxSxKxH, v, lengths_B)
+      cache_k_LxBxKxSxH = write_stacked(cache_k_LxBxKxSxH, layer, k, lengths_B)
+      cache_v_LxBxKxSxH = write_stacked(cache_v_LxBxKxSxH, layer, v, lengths_B)
+      keys, values = cache_k_LxBxKxSxH[layer], cache_v_LxBxKxSxH[layer]
       query_slots_BxT = lengths_B[:, None] + jnp.arange(t)[None, :]
-      key_slots_S = jnp.arange(keys.shape[1])
+      key_slots_S = jnp.arange(keys.shape[2])
       mask_BxTxS = key_slots_S[None, None, :] <= query_slots_BxT[:, :, None]
     out = attend(q, keys.astype(q.dtype), values.astype(q.dtype), mask_BxTxS)
+    if cache_k_LxBxKxSxH is not None:
+      keys, values = cache_k_LxBxKxSxH, cache_v_LxBxKxSxH
     return self.o_proj(out.reshape(b, t, c.num_heads * c.head_dim)), keys, values

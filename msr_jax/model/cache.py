@@ -7,7 +7,13 @@ next call overwrites it). Positions for RoPE are passed separately, so slots and
 need not agree (a decision can continue at any position after its context).
 
 The caller guarantees lengths_B + T <= capacity: under `jit` an overflow cannot raise, and
-`lax.dynamic_update_slice` would clamp the write. `check_capacity` is the host-side guard.
+a write past the capacity is dropped. `check_capacity` is the host-side guard.
+
+The layout is L x B x K x S x H (heads before slots) so that attention reads each
+(row, head) as one contiguous S x H block; with slots before heads XLA transposes every
+layer's cache at every decode step. Layers write into the stacked arrays in place (one
+scatter per layer), never into per-layer slices that would be re-stacked: re-stacking
+copies the whole cache at every decode step.
 """
 
 from __future__ import annotations
@@ -22,18 +28,18 @@ from msr_jax.model.config import ModelConfig
 
 
 class KVCache(NamedTuple):
-  k_LxBxSxKxH: jnp.ndarray
-  v_LxBxSxKxH: jnp.ndarray
+  k_LxBxKxSxH: jnp.ndarray
+  v_LxBxKxSxH: jnp.ndarray
   lengths_B: jnp.ndarray  # int32
 
   @property
   def capacity(self) -> int:
-    return self.k_LxBxSxKxH.shape[2]
+    return self.k_LxBxKxSxH.shape[3]
 
 
 def init_cache(config: ModelConfig, batch_size: int, capacity: int,
                dtype: str | None = None) -> KVCache:
-  shape = (config.num_layers, batch_size, capacity, config.num_kv_heads, config.head_dim)
+  shape = (config.num_layers, batch_size, config.num_kv_heads, capacity, config.head_dim)
   dtype = jnp.dtype(dtype or config.dtype)
   return KVCache(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype),
                  jnp.zeros((batch_size,), jnp.int32))
@@ -47,10 +53,21 @@ def check_capacity(cache: KVCache, num_new: int) -> None:
                      f"requested, capacity {cache.capacity}")
 
 
-def write_layer(cache_BxSxKxH: jnp.ndarray, new_BxTxKxH: jnp.ndarray,
-                start_B: jnp.ndarray) -> jnp.ndarray:
-  """Writes each row's new entries at its own start slot."""
-  def write_row(row_SxKxH, new_TxKxH, start):
-    return jax.lax.dynamic_update_slice_in_dim(
-        row_SxKxH, new_TxKxH.astype(row_SxKxH.dtype), start, axis=0)
-  return jax.vmap(write_row)(cache_BxSxKxH, new_BxTxKxH, start_B)
+def write_rows(buffer_BxSx_: jnp.ndarray, new_BxTx_: jnp.ndarray,
+               start_B: jnp.ndarray) -> jnp.ndarray:
+  """Writes row b's T new entries at slots start_B[b] + t of a B x S x ... buffer."""
+  def write_row(row_Sx_, new_Tx_, start):
+    return jax.lax.dynamic_update_slice_in_dim(row_Sx_, new_Tx_.astype(row_Sx_.dtype), start,
+                                               axis=0)
+  return jax.vmap(write_row)(buffer_BxSx_, new_BxTx_, start_B)
+
+
+def write_stacked(cache_LxBxKxSxH: jnp.ndarray, layer: int, new_BxTxKxH: jnp.ndarray,
+                  start_B: jnp.ndarray) -> jnp.ndarray:
+  """Writes each row's new entries of layer `layer` at its own start slot, in place."""
+  b, t = new_BxTxKxH.shape[:2]
+  rows_Bx1 = jnp.arange(b)[:, None]
+  slots_BxT = start_B[:, None] + jnp.arange(t, dtype=start_B.dtype)[None, :]
+  # Advanced indices split by the head slice index a B x T x K x H block (NumPy rules).
+  return cache_LxBxKxSxH.at[layer, rows_Bx1, :, slots_BxT].set(
+      new_BxTxKxH.astype(cache_LxBxKxSxH.dtype), mode="drop")

@@ -19,8 +19,9 @@ class Block(nnx.Module):
     self.post_attn_norm = RMSNorm(config.hidden_size, config.rms_norm_eps, config.param_dtype)
     self.mlp = MLP(config, rngs)
 
-  def __call__(self, x_BxTxD, positions_BxT, cache_k=None, cache_v=None, lengths_B=None):
-    attn_out, keys, values = self.attn(self.input_norm(x_BxTxD), positions_BxT,
+  def __call__(self, x_BxTxD, positions_BxT, layer: int = 0, cache_k=None, cache_v=None,
+               lengths_B=None):
+    attn_out, keys, values = self.attn(self.input_norm(x_BxTxD), positions_BxT, layer,
                                        cache_k, cache_v, lengths_B)
     x_BxTxD = x_BxTxD + attn_out
     x_BxTxD = x_BxTxD + self.mlp(self.post_attn_norm(x_BxTxD))
@@ -41,20 +42,25 @@ class Decoder(nnx.Module):
       self.lm_head = linear(config.hidden_size, config.vocab_size, config, rngs)
 
   def __call__(self, tokens_BxT, positions_BxT, cache: KVCache | None = None,
-               num_valid_B=None, return_hidden: bool = False):
+               num_valid_B=None, return_hidden: bool = False, return_cache: bool = False):
     """Returns (logits_BxTxV float32, new cache or None, hidden states or None).
 
+    With a cache, the new tokens are written into it and attend to everything in it.
+    Without one, attention is causal over the T tokens alone, and `return_cache` returns
+    a cache of capacity T holding them (a prefill that never attends to empty slots).
     Hidden states, when asked for, are the residual stream after each block,
     stacked as hidden_LxBxTxD (before the final norm).
     """
     x_BxTxD = self.embed(tokens_BxT)
     hidden, new_k, new_v = [], [], []
+    k_LxBxKxSxH, v_LxBxKxSxH = (None, None) if cache is None else cache[:2]
     for i, block in enumerate(self.layers):
-      if cache is None:
-        x_BxTxD, _, _ = block(x_BxTxD, positions_BxT)
-      else:
-        x_BxTxD, keys, values = block(x_BxTxD, positions_BxT, cache.k_LxBxSxKxH[i],
-                                      cache.v_LxBxSxKxH[i], cache.lengths_B)
+      lengths_B = None if cache is None else cache.lengths_B
+      x_BxTxD, keys, values = block(x_BxTxD, positions_BxT, i, k_LxBxKxSxH, v_LxBxKxSxH,
+                                    lengths_B)
+      if cache is not None:
+        k_LxBxKxSxH, v_LxBxKxSxH = keys, values
+      elif return_cache:
         new_k.append(keys)
         new_v.append(values)
       if return_hidden:
@@ -65,11 +71,17 @@ class Decoder(nnx.Module):
     else:
       logits_BxTxV = self.lm_head(x_BxTxD)
     new_cache = None
+    t = tokens_BxT.shape[1]
     if cache is not None:
-      t = tokens_BxT.shape[1]
       if num_valid_B is None:
         num_valid_B = jnp.full_like(cache.lengths_B, t)
-      new_cache = KVCache(jnp.stack(new_k), jnp.stack(new_v),
+      new_cache = KVCache(k_LxBxKxSxH, v_LxBxKxSxH,
                           cache.lengths_B + num_valid_B.astype(cache.lengths_B.dtype))
+    elif return_cache:
+      if num_valid_B is None:
+        num_valid_B = jnp.full((tokens_BxT.shape[0],), t, jnp.int32)
+      new_cache = KVCache(jnp.stack(new_k).astype(self.config.dtype),
+                          jnp.stack(new_v).astype(self.config.dtype),
+                          num_valid_B.astype(jnp.int32))
     hidden_LxBxTxD = jnp.stack(hidden) if return_hidden else None
     return logits_BxTxV.astype(jnp.float32), new_cache, hidden_LxBxTxD

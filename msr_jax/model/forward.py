@@ -43,3 +43,27 @@ def forward(graphdef, params, tokens_BxT, positions_BxT=None, cache: KVCache | N
   if return_hidden:
     return logits, new_cache, hidden
   return logits, new_cache
+
+
+def prefill(graphdef, params, tokens_BxT, capacity: int, num_valid_B=None,
+            positions_BxT=None):
+  """A fresh KV cache of `capacity` slots filled with `tokens_BxT`, and their logits.
+
+  Equals `forward` on an empty cache of that capacity, but runs the plain causal forward
+  (attention over the T new tokens, not over all `capacity` slots) and pads its keys and
+  values into the cache once. `num_valid_B`: how many tokens of each row count (the rest
+  are right padding, written but not counted, as in `forward`).
+
+  Returns (logits_BxTxV float32, cache).
+  """
+  tokens_BxT = jnp.asarray(tokens_BxT)
+  t = tokens_BxT.shape[1]
+  if capacity < t:
+    raise ValueError(f"prefill: capacity {capacity} is below the {t} tokens to write")
+  if positions_BxT is None:
+    positions_BxT = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), tokens_BxT.shape)
+  model = nnx.merge(graphdef, params)
+  logits, cache, _ = model(tokens_BxT, positions_BxT, None, num_valid_B, return_cache=True)
+  room = ((0, 0), (0, 0), (0, 0), (0, capacity - t), (0, 0))
+  return logits, KVCache(jnp.pad(cache.k_LxBxKxSxH, room), jnp.pad(cache.v_LxBxKxSxH, room),
+                         cache.lengths_B)

@@ -19,9 +19,8 @@ from typing import NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
-from flax import nnx
 
-from msr_jax.model import KVCache, forward, init_cache
+from msr_jax.model import KVCache, forward, prefill
 from msr_jax.sample.prompts import DEFAULT_BUCKETS, pad_eos_ids, pad_prompts
 from msr_jax.sample.sampling import Choice, choose
 
@@ -47,11 +46,7 @@ def _prefill(graphdef, params, tokens_BxP, capacity, lengths_B, key, temperature
              top_p) -> tuple[KVCache, Choice]:
   """Fills a fresh cache with the prompts and chooses every row's first new token."""
   TRACE_COUNTS["prefill"] += 1
-  config = nnx.merge(graphdef, params).config  # Trace-time only.
-  batch = tokens_BxP.shape[0]
-  cache = init_cache(config, batch, capacity)
-  logits_BxPxV, cache = forward(graphdef, params, tokens_BxP, cache=cache,
-                                num_valid_B=lengths_B)
+  logits_BxPxV, cache = prefill(graphdef, params, tokens_BxP, capacity, num_valid_B=lengths_B)
   last_BxV = jnp.take_along_axis(logits_BxPxV, (lengths_B - 1)[:, None, None], axis=1)[:, 0]
   return cache, choose(last_BxV, _step_key(key, 0), temperature, top_k, top_p)
 

@@ -22,9 +22,9 @@ import jax
 import jax.numpy as jnp
 
 from msr_jax.model import init_cache
-from msr_jax.model.cache import write_layer
+from msr_jax.model.cache import write_rows
 from msr_jax.model.config import ModelConfig
-from msr_jax.model.forward import forward
+from msr_jax.model.forward import forward, prefill
 from msr_jax.train.batch import Batch
 from msr_jax.train.losses import weighted_nll_sums
 
@@ -42,12 +42,10 @@ def full_loss_sums(graphdef, params, batch: Batch):
   d = batch.inputs_BxD.shape[1]
   padded_BxT = jnp.concatenate(
       [batch.context_BxC, jnp.zeros((b, d), batch.context_BxC.dtype)], axis=1)
-  # write_layer is the cache's per-row writer; on B x T x 1 x 1 it places each row's
-  # decision right after that row's real context (padding after it is never attended to
-  # by a decision token: attention is causal).
-  sequence_BxT = write_layer(padded_BxT[:, :, None, None],
-                             batch.inputs_BxD[:, :, None, None].astype(padded_BxT.dtype),
-                             batch.context_lengths_B)[:, :, 0, 0]
+  # Each row's decision goes right after that row's real context (padding after it is
+  # never attended to by a decision token: attention is causal).
+  sequence_BxT = write_rows(padded_BxT, batch.inputs_BxD.astype(padded_BxT.dtype),
+                            batch.context_lengths_B)
   logits_BxTxV, _ = forward(graphdef, params, sequence_BxT)
   index_BxD = decision_positions(batch)
   logits_BxDxV = jnp.take_along_axis(logits_BxTxV, index_BxD[:, :, None], axis=1)
@@ -71,8 +69,7 @@ def prefill_context(graphdef, params, batch: Batch, model_config: ModelConfig,
   d = batch.inputs_BxD.shape[1]
   lengths_B = batch.context_lengths_B.astype(jnp.int32)
   if chunk <= 0 or chunk >= c:
-    cache = init_cache(model_config, b, c + d)
-    _, cache = forward(graphdef, frozen, batch.context_BxC, cache=cache, num_valid_B=lengths_B)
+    _, cache = prefill(graphdef, frozen, batch.context_BxC, c + d, num_valid_B=lengths_B)
     return jax.lax.stop_gradient(cache)
   num_chunks = -(-c // chunk)
   context_BxP = jnp.pad(batch.context_BxC, ((0, 0), (0, num_chunks * chunk - c)))

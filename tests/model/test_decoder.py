@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from msr_jax.model import Decoder, ModelConfig, forward, init_cache, make_mesh, shard_params
+from msr_jax.model import (Decoder, ModelConfig, forward, init_cache, make_mesh, prefill,
+                           shard_params)
 from msr_jax.model.sharding import batch_sharding, path_to_str, spec_for
 
 TINY = ModelConfig(vocab_size=97, hidden_size=32, intermediate_size=64, num_layers=2,
@@ -52,6 +53,34 @@ def test_ragged_prefill_then_decode_equals_full_forward(config):
     for b in range(3):
       if idx[b] < total:
         np.testing.assert_allclose(step_Bx1xV[b, 0], full_BxTxV[b, idx[b]], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("config", [TINY, dataclasses.replace(TINY, dtype="bfloat16")])
+def test_prefill_equals_forward_on_an_empty_cache_and_decodes_on(config):
+  """`prefill` attends over the prompt alone; the cache it builds must be the one a
+  forward into an empty cache builds, slot for slot, and decoding must continue on it."""
+  graphdef, params = _split(config)
+  lengths = jnp.asarray([5, 9, 2], jnp.int32)
+  tokens_BxT = _tokens((3, 9), config.vocab_size)
+  via_cache, cache_a = FWD(graphdef, params, tokens_BxT, None, init_cache(config, 3, 16),
+                           lengths)
+  direct, cache_b = jax.jit(prefill, static_argnums=(0, 3))(graphdef, params, tokens_BxT, 16,
+                                                             lengths)
+  assert cache_b.capacity == 16 and cache_b.k_LxBxKxSxH.dtype == cache_a.k_LxBxKxSxH.dtype
+  np.testing.assert_array_equal(cache_b.lengths_B, lengths)
+  tol = 1e-5 if config.dtype == "float32" else 3e-2
+  np.testing.assert_allclose(direct, via_cache, atol=tol, rtol=0)
+  for b, n in enumerate([5, 9, 2]):
+    for a_LxKxSxH, b_LxKxSxH in ((cache_a.k_LxBxKxSxH[:, b], cache_b.k_LxBxKxSxH[:, b]),
+                                 (cache_a.v_LxBxKxSxH[:, b], cache_b.v_LxBxKxSxH[:, b])):
+      np.testing.assert_allclose(np.asarray(b_LxKxSxH[:, :, :n], np.float32),
+                                 np.asarray(a_LxKxSxH[:, :, :n], np.float32), atol=tol, rtol=0)
+  next_Bx1 = _tokens((3, 1), config.vocab_size, seed=2)
+  step_a, _ = FWD(graphdef, params, next_Bx1, None, cache_a)
+  step_b, _ = FWD(graphdef, params, next_Bx1, None, cache_b)
+  np.testing.assert_allclose(step_b, step_a, atol=tol, rtol=0)
+  with pytest.raises(ValueError, match="capacity 4 is below the 9 tokens"):
+    prefill(graphdef, params, tokens_BxT, 4)
 
 
 def test_default_positions_continue_after_cache():

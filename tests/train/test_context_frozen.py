@@ -86,7 +86,7 @@ def test_no_gradient_reaches_context_activations():
   assert np.abs(rows(full)).max() > 0
   # And the cache handed to the decision forward carries no gradient path at all.
   cache_grad = jax.grad(lambda k: jnp.sum(prefill_context(
-      graphdef, jax.tree_util.tree_map(lambda x: x + k, params), batch, config).k_LxBxSxKxH))(0.0)
+      graphdef, jax.tree_util.tree_map(lambda x: x + k, params), batch, config).k_LxBxKxSxH))(0.0)
   assert float(cache_grad) == 0.0
 
 
@@ -101,9 +101,9 @@ def test_chunked_prefill_equals_one_shot(model):
     assert chunked.capacity == -(-8 // chunk) * chunk + 4
     np.testing.assert_array_equal(whole.lengths_B, chunked.lengths_B)
     for b, n in enumerate([2, 5, 8]):
-      for name in ("k_LxBxSxKxH", "v_LxBxSxKxH"):
-        np.testing.assert_allclose(getattr(whole, name)[:, b, :n],
-                                   getattr(chunked, name)[:, b, :n], rtol=1e-5, atol=1e-6)
+      for name in ("k_LxBxKxSxH", "v_LxBxKxSxH"):
+        np.testing.assert_allclose(getattr(whole, name)[:, b, :, :n],
+                                   getattr(chunked, name)[:, b, :, :n], rtol=1e-5, atol=1e-6)
   loss = jax.jit(lambda p, chunk: mean_loss(
       lambda q: context_frozen_loss_sums(graphdef, q, batch, config, chunk))(p),
       static_argnums=1)
