@@ -48,10 +48,14 @@ class Attention(nnx.Module):
       self.k_norm = RMSNorm(h, config.rms_norm_eps, config.param_dtype)
 
   def __call__(self, x_BxTxD, positions_BxT, layer: int = 0, cache_k_LxBxKxSxH=None,
-               cache_v_LxBxKxSxH=None, lengths_B=None):
+               cache_v_LxBxKxSxH=None, lengths_B=None, attend_slots: int | None = None):
     """Returns (output_BxTxD, keys, values): with a cache, the whole stacked cache with
     this layer's new entries written (row b at slot lengths_B[b]); without one, this
-    layer's keys and values of the T new tokens (B x K x T x H)."""
+    layer's keys and values of the T new tokens (B x K x T x H).
+
+    `attend_slots` (static): attend over the cache's first slots only; the caller
+    guarantees that every row's lengths_B[b] + T fits (cheaper decode while rows are short).
+    """
     c = self.config
     b, t, _ = x_BxTxD.shape
     q = self.q_proj(x_BxTxD).reshape(b, t, c.num_heads, c.head_dim)
@@ -68,7 +72,8 @@ class Attention(nnx.Module):
     else:
       cache_k_LxBxKxSxH = write_stacked(cache_k_LxBxKxSxH, layer, k, lengths_B)
       cache_v_LxBxKxSxH = write_stacked(cache_v_LxBxKxSxH, layer, v, lengths_B)
-      keys, values = cache_k_LxBxKxSxH[layer], cache_v_LxBxKxSxH[layer]
+      keys = cache_k_LxBxKxSxH[layer, :, :, :attend_slots]
+      values = cache_v_LxBxKxSxH[layer, :, :, :attend_slots]
       query_slots_BxT = lengths_B[:, None] + jnp.arange(t)[None, :]
       key_slots_S = jnp.arange(keys.shape[2])
       mask_BxTxS = key_slots_S[None, None, :] <= query_slots_BxT[:, :, None]

@@ -20,9 +20,9 @@ class Block(nnx.Module):
     self.mlp = MLP(config, rngs)
 
   def __call__(self, x_BxTxD, positions_BxT, layer: int = 0, cache_k=None, cache_v=None,
-               lengths_B=None):
+               lengths_B=None, attend_slots: int | None = None):
     attn_out, keys, values = self.attn(self.input_norm(x_BxTxD), positions_BxT, layer,
-                                       cache_k, cache_v, lengths_B)
+                                       cache_k, cache_v, lengths_B, attend_slots)
     x_BxTxD = x_BxTxD + attn_out
     x_BxTxD = x_BxTxD + self.mlp(self.post_attn_norm(x_BxTxD))
     return x_BxTxD, keys, values
@@ -42,12 +42,14 @@ class Decoder(nnx.Module):
       self.lm_head = linear(config.hidden_size, config.vocab_size, config, rngs)
 
   def __call__(self, tokens_BxT, positions_BxT, cache: KVCache | None = None,
-               num_valid_B=None, return_hidden: bool = False, return_cache: bool = False):
+               num_valid_B=None, return_hidden: bool = False, return_cache: bool = False,
+               attend_slots: int | None = None):
     """Returns (logits_BxTxV float32, new cache or None, hidden states or None).
 
     With a cache, the new tokens are written into it and attend to everything in it.
     Without one, attention is causal over the T tokens alone, and `return_cache` returns
     a cache of capacity T holding them (a prefill that never attends to empty slots).
+    `attend_slots`: with a cache, attend over its first slots only (see `Attention`).
     Hidden states, when asked for, are the residual stream after each block,
     stacked as hidden_LxBxTxD (before the final norm).
     """
@@ -57,7 +59,7 @@ class Decoder(nnx.Module):
     for i, block in enumerate(self.layers):
       lengths_B = None if cache is None else cache.lengths_B
       x_BxTxD, keys, values = block(x_BxTxD, positions_BxT, i, k_LxBxKxSxH, v_LxBxKxSxH,
-                                    lengths_B)
+                                    lengths_B, attend_slots)
       if cache is not None:
         k_LxBxKxSxH, v_LxBxKxSxH = keys, values
       elif return_cache:

@@ -14,7 +14,7 @@ from msr_jax.model.cache import KVCache
 
 
 def forward(graphdef, params, tokens_BxT, positions_BxT=None, cache: KVCache | None = None,
-            num_valid_B=None, return_hidden: bool = False):
+            num_valid_B=None, return_hidden: bool = False, attend_slots: int | None = None):
   """Runs the decoder.
 
   Args:
@@ -26,6 +26,8 @@ def forward(graphdef, params, tokens_BxT, positions_BxT=None, cache: KVCache | N
     num_valid_B: how many of the T tokens of each row are real (the rest are right
       padding); only used to advance the cache lengths. Default: all T.
     return_hidden: also return the residual stream after each block.
+    attend_slots: with a cache, attend over its first `attend_slots` slots only (static;
+      every row's length plus T must fit): decode steps while all rows are short.
 
   Returns:
     (logits_BxTxV float32, cache or None) or, with return_hidden,
@@ -39,7 +41,7 @@ def forward(graphdef, params, tokens_BxT, positions_BxT=None, cache: KVCache | N
       positions_BxT = positions_BxT + cache.lengths_B[:, None]
   model = nnx.merge(graphdef, params)
   logits, new_cache, hidden = model(tokens_BxT, positions_BxT, cache, num_valid_B,
-                                    return_hidden)
+                                    return_hidden, attend_slots=attend_slots)
   if return_hidden:
     return logits, new_cache, hidden
   return logits, new_cache

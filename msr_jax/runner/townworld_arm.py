@@ -202,7 +202,7 @@ def _train_config(cfg, run_dir: str, seed: int, sources: dict) -> ml_collections
   config.train.mode = cfg.train.mode
   config.train.steps = int(cfg.train.steps)
   config.train.batch_size = int(cfg.train.batch_size)
-  config.checkpoint.every = int(cfg.train.steps)
+  config.checkpoint.every = 0  # A temporary run folder: nothing to resume from.
   config.checkpoint.keep = 1
   config.guard.every = int(cfg.guard.every)
   config.guard.threshold = float(cfg.guard.threshold)
@@ -334,8 +334,8 @@ def run(config: dict, seed: int) -> dict:
     summary = {k: v for k, v in result.summary.items() if k != "run_dir"}  # a temp folder
     summaries.append(summary | {"records": {s: len(v) for s, v in sources.items()}})
     offset += int(result.summary["step"])
-    stage_rows.append(_group_means(_by_probe(items, _exact(base, params, items)), groups))
-  final_exact = _exact(base, params, items)
+    final_exact = _exact(base, params, items)  # The last stage's scores are the final ones.
+    stage_rows.append(_group_means(_by_probe(items, final_exact), groups))
   base_by, final_by = _by_probe(items, base_exact), _by_probe(items, final_exact)
   task_cols = ["behaviour"] + [f"behaviour_{k}" for k in range(2, len(rules) + 1)]
   columns = task_cols + ["knowledge", "context"]

@@ -7,6 +7,9 @@ sampled from the logits at its last real prompt token (P_b - 1); every later tok
 back at position (= cache slot) P_b + t. A row stops at its first EOS (its later tokens are
 `pad_id`); the loop stops when every row has stopped or `max_new_tokens` are out.
 
+Decode steps attend over the cache slots in use rounded up to a window (64, 128, 256, ...
+slots, then the capacity), not over the whole capacity: one `while_loop` per window.
+
 Compiled programs are keyed only by shapes (batch size, prompt bucket, `max_new_tokens`)
 and the model: temperature, top-k, top-p, EOS ids, pad id and the key are traced.
 """
@@ -27,6 +30,8 @@ from msr_jax.sample.sampling import Choice, choose
 # How many times each jitted stage was traced (one per compiled program); tests read it to
 # prove that changing a sampling knob does not recompile.
 TRACE_COUNTS: collections.Counter = collections.Counter()
+# The smallest attention window of the decode loop, in cache slots (see attention_windows).
+FIRST_WINDOW = 64
 
 
 class GenerateOutput(NamedTuple):
@@ -68,13 +73,15 @@ def _decode(graphdef, params, cache: KVCache, max_new_tokens: int, first: Choice
   done_B = jnp.isin(first.tokens_B, eos_E)
   lengths_B = jnp.ones((batch,), jnp.int32)
 
-  def cond(carry):
-    step, _, _, done_B, *_ = carry
-    return (step < max_new_tokens) & ~jnp.all(done_B)
+  def cond(carry, slots):
+    step, cache, _, done_B, *_ = carry
+    # A window's steps run while every row's next write fits in its first `slots` slots.
+    return (step < max_new_tokens) & ~jnp.all(done_B) & (jnp.max(cache.lengths_B) < slots)
 
-  def body(carry):
+  def body(carry, slots):
     step, cache, last_B, done_B, lengths_B, tokens_BxN, logprobs_BxN, raw_BxN = carry
-    logits_Bx1xV, cache = forward(graphdef, params, last_B[:, None], cache=cache)
+    logits_Bx1xV, cache = forward(graphdef, params, last_B[:, None], cache=cache,
+                                  attend_slots=slots)
     choice = choose(logits_Bx1xV[:, 0], _step_key(key, step), temperature, top_k, top_p)
     tokens_B = jnp.where(done_B, pad_id, choice.tokens_B)
     tokens_BxN = put(tokens_BxN, tokens_B, step)
@@ -86,9 +93,26 @@ def _decode(graphdef, params, cache: KVCache, max_new_tokens: int, first: Choice
 
   carry = (jnp.int32(1), cache, first.tokens_B, done_B, lengths_B, tokens_BxN, logprobs_BxN,
            raw_BxN)
-  step, _, _, _, lengths_B, tokens_BxN, logprobs_BxN, raw_BxN = jax.lax.while_loop(
-      cond, body, carry)
+  # Attention reads only the slots in use, rounded up to a window: one loop per window.
+  for slots in attention_windows(cache.capacity):
+    carry = jax.lax.while_loop(functools.partial(cond, slots=slots),
+                               functools.partial(body, slots=slots), carry)
+  step, _, _, _, lengths_B, tokens_BxN, logprobs_BxN, raw_BxN = carry
   return GenerateOutput(tokens_BxN, logprobs_BxN, raw_BxN, lengths_B, step)
+
+
+def attention_windows(capacity: int, first: int | None = None) -> tuple[int, ...]:
+  """Slot counts the decode loop attends over: `first`, doubling, then the capacity.
+
+  A step attends over the smallest window that holds every row, so early steps skip the
+  empty tail of the cache (about half the attention work of a decode from a short
+  prompt); each window is one more copy of the loop body to compile, hence doubling.
+  """
+  windows, slots = [], first or FIRST_WINDOW
+  while slots < capacity:
+    windows.append(slots)
+    slots *= 2
+  return (*windows, capacity)
 
 
 def generate(graphdef, params, prompts, max_new_tokens: int, temperature=0.0, top_k=0,

@@ -4,15 +4,17 @@ call in-process.
 Per step: draw a batch -> jitted step (loss, skip of non-finite updates, drift monitor) ->
 one "train" line in metrics.jsonl -> quality guard every `guard.every` steps (probe,
 maybe rollback and halve the lr or stop; a "guard" line) -> callbacks -> an orbax
-checkpoint every `checkpoint.every` steps (state, last good copy, data position, guard
-state). A run folder with checkpoints is resumed from the newest one, and metrics.jsonl is
-cut back to that step, so a killed and restarted run writes the same file as one that was
+checkpoint every `checkpoint.every` steps and at the end (state, last good copy, data
+position, guard state; `checkpoint.every = 0`: never, for throw-away runs). A run folder
+with checkpoints is resumed from the newest one, and metrics.jsonl is cut back to that
+step, so a killed and restarted run writes the same file as one that was
 never interrupted.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
 from typing import Callable, Mapping, Sequence
@@ -35,6 +37,28 @@ from msr_jax.train.step import jit_train_step, make_train_step
 # A callback sees (step, host metrics, state) after every step; raising StopTraining ends
 # the run cleanly (final checkpoint written), any other exception propagates.
 Callback = Callable[[int, dict, TrainState], None]
+
+
+# Jitted steps (with their optimizer) by everything that defines them. Several runs in one
+# process (the sweep's workers serve many arms; an arm trains stage after stage) reuse the
+# traced and compiled step instead of tracing it again; the step is a pure function of
+# this key, so reuse changes no number. Oldest entries go first beyond the limit.
+_STEP_CACHE: dict = {}
+_STEP_CACHE_SIZE = 16
+
+
+def _jitted_step(graphdef, model_config, optim_config, mode, micro, chunk, drift):
+  """(tx, jitted step) for a run without a mesh, built once per process per key."""
+  optim_dict = optim_config.to_dict() if hasattr(optim_config, "to_dict") else dict(optim_config)
+  key = (graphdef, model_config, json.dumps(optim_dict, sort_keys=True, default=repr), mode,
+         micro, chunk, drift)
+  if key not in _STEP_CACHE:
+    if len(_STEP_CACHE) >= _STEP_CACHE_SIZE:
+      _STEP_CACHE.pop(next(iter(_STEP_CACHE)))
+    tx = optim.make_optimizer(optim_dict)
+    step_fn = make_train_step(graphdef, model_config, tx, mode, micro, chunk, drift)
+    _STEP_CACHE[key] = (tx, jit_train_step(step_fn, None)[0])
+  return _STEP_CACHE[key]
 
 
 class StopTraining(Exception):
@@ -100,17 +124,19 @@ def train_loop(config, sources: Mapping[str, Sequence] | None = None, *, graphde
   t = config.train
   micro = int(t.micro_batches)
   stream = BatchStream(config, sources, int(t.batch_size), micro, pad_id)
-  tx = optim.make_optimizer(config.optim)
-  state = init_state(params, tx, seed=int(config.seed))
-  step_fn = make_train_step(graphdef, model_config, tx, t.mode, micro, int(t.prefill_chunk),
-                            bool(t.monitor_drift))
-  mesh = None
+  step_args = (graphdef, model_config, t.mode, micro, int(t.prefill_chunk),
+               bool(t.monitor_drift))
   if int(config.mesh.data) * int(config.mesh.fsdp) > 1:
     mesh = make_mesh(int(config.mesh.data), int(config.mesh.fsdp))
-  # With a mesh, an example batch fixes the batch shardings (its shapes do not matter).
-  example_batch = None if mesh is None else BatchStream(
-      config, sources, int(t.batch_size), micro, pad_id).next_batch()
-  jitted, state = jit_train_step(step_fn, state, mesh, example_batch, micro)
+    tx = optim.make_optimizer(config.optim)
+    state = init_state(params, tx, seed=int(config.seed))
+    step_fn = make_train_step(step_args[0], step_args[1], tx, *step_args[2:])
+    # An example batch fixes the batch shardings (its shapes do not matter).
+    example_batch = BatchStream(config, sources, int(t.batch_size), micro, pad_id).next_batch()
+    jitted, state = jit_train_step(step_fn, state, mesh, example_batch, micro)
+  else:
+    tx, jitted = _jitted_step(graphdef, model_config, config.optim, *step_args[2:])
+    state = init_state(params, tx, seed=int(config.seed))
   # The guard's last good copy (host memory); checkpointed only when the guard is on.
   use_guard = guard.every > 0
   good = jax.device_get((state.params, state.opt_state)) if use_guard else None
@@ -180,7 +206,8 @@ def train_loop(config, sources: Mapping[str, Sequence] | None = None, *, graphde
           callback(step, metrics, state)
       except StopTraining:
         stopped = True
-      if step % int(config.checkpoint.every) == 0 or step == total_steps or stopped:
+      every = int(config.checkpoint.every)
+      if every > 0 and (step % every == 0 or step == total_steps or stopped):
         save(step)
   finally:
     bar.close()

@@ -28,7 +28,8 @@ SPLITS = ("train", "n1", "n2", "n3", "n4", "spec")
 
 
 def _firing(world: World, cells):
-  return [c for c in cells if c in set(world.r1_cells())]
+  fires = set(world.r1_cells())
+  return [c for c in cells if c in fires]
 
 
 def _split_setup(world: World, split: str, num_distractors: int | None):

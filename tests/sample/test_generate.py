@@ -59,6 +59,32 @@ def test_greedy_equals_repeated_argmax_of_full_forward(model):
   np.testing.assert_array_equal(out.logprobs_BxN, 0.0)  # Greedy is a point mass.
 
 
+def test_attention_windows_double_up_to_the_capacity():
+  from msr_jax.sample.generation import attention_windows
+  assert attention_windows(160) == (64, 128, 160)
+  assert attention_windows(64) == (64,)
+  assert attention_windows(22, first=4) == (4, 8, 16, 22)
+
+
+def test_windowed_decode_equals_full_forward(model, monkeypatch):
+  """With 4-slot windows a 12-token decode crosses every window (4, 8, 16, 28): rows of
+  different lengths change windows at the same step, and must still see all their slots."""
+  from msr_jax.sample import generation
+  monkeypatch.setattr(generation, "FIRST_WINDOW", 4)
+  graphdef, params = model
+  new = 12  # A shape no other test compiles, so this trace sees the small windows.
+  out = generate(graphdef, params, PROMPTS, new, temperature=0.0, prompt_buckets=BUCKETS)
+  for b, prompt in enumerate(PROMPTS):
+    sequence = list(prompt)
+    for _ in range(new):
+      logits_TxV = _reference_logits(model, sequence)
+      sequence.append(int(jnp.argmax(logits_TxV[-1])))
+    np.testing.assert_array_equal(np.asarray(out.tokens_BxN[b]), sequence[len(prompt):])
+    logprobs_TxV = np.asarray(jax.nn.log_softmax(_reference_logits(model, sequence), axis=-1))
+    expected = [logprobs_TxV[len(prompt) - 1 + t, sequence[len(prompt) + t]] for t in range(new)]
+    np.testing.assert_allclose(out.raw_logprobs_BxN[b], expected, rtol=1e-5, atol=1e-5)
+
+
 def test_raw_logprobs_are_the_models_log_softmax(model):
   out = _greedy(model, PROMPTS[:1])
   sequence = PROMPTS[0] + np.asarray(out.tokens_BxN[0]).tolist()

@@ -130,3 +130,22 @@ def test_nonfinite_example_is_skipped_and_counted(tmp_path):
   lines = [m for m in metrics_log.read(tmp_path / "n" / "metrics.jsonl") if m["type"] == "train"]
   assert all(m["skipped"] == 1 for m in lines) and result.summary["num_skipped"] == 4
   assert result.summary["step"] == 4
+
+
+def test_a_second_run_reuses_the_step_and_gets_the_same_numbers(tmp_path, jsonl_path):
+  from msr_jax.train import loop
+  config = jsonl_config(tmp_path, jsonl_path, train__steps=3)
+  config.checkpoint.every = 0  # Never checkpoint: a throw-away run.
+  loop._STEP_CACHE.clear()
+  first = train_loop(config, run_dir=str(tmp_path / "a"))
+  assert len(loop._STEP_CACHE) == 1
+  (_, jitted), = loop._STEP_CACHE.values()
+  second = train_loop(config, run_dir=str(tmp_path / "b"))
+  assert len(loop._STEP_CACHE) == 1 and next(iter(loop._STEP_CACHE.values()))[1] is jitted
+  jax.tree_util.tree_map(np.testing.assert_array_equal, first.state, second.state)
+  assert not (tmp_path / "a" / "checkpoints").exists() or not any(
+      (tmp_path / "a" / "checkpoints").iterdir())
+  # A different optimizer setting is a different step.
+  config.optim.learning_rate = float(config.optim.learning_rate) * 2
+  train_loop(config, run_dir=str(tmp_path / "c"))
+  assert len(loop._STEP_CACHE) == 2
