@@ -17,8 +17,9 @@ def register(subparsers) -> None:
   parser.add_argument("--scale", default="smoke", choices=("smoke", "full"))
   parser.add_argument("-j", "--jobs", type=int, default=max(1, os.cpu_count() or 1),
                       help="arms in parallel (default: one per CPU core)")
-  parser.add_argument("--runs-per-worker", type=int, default=0,
-                      help="recycle a worker process after this many runs (0: never)")
+  parser.add_argument("--runs-per-worker", type=int, default=None,
+                      help="recycle a worker process after this many runs (0: never; "
+                           "default 20)")
   parser.add_argument("--only", nargs="*", default=None,
                       help="experiment file stems to run (default: all of experiments/)")
   parser.set_defaults(func=run)
@@ -35,11 +36,12 @@ def experiment_files(only=None) -> list[str]:
 
 def run(args) -> int:
   from msr_jax.runner.report import build_report
-  from msr_jax.runner.sweep import run_sweep
+  from msr_jax.runner.sweep import RUNS_PER_WORKER, run_sweep
 
   start = time.time()
   summary = run_sweep(experiment_files(args.only), args.run_dir, args.scale, args.jobs,
-                      runs_per_worker=args.runs_per_worker)
+                      runs_per_worker=RUNS_PER_WORKER if args.runs_per_worker is None
+                      else args.runs_per_worker)
   summary_report = build_report(args.run_dir)
   wall = time.time() - start
   print(f"\n{summary['total']} runs ({summary['skipped']} reused, {summary['failed']} failed) "

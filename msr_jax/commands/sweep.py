@@ -11,16 +11,18 @@ def register(subparsers) -> None:
   parser.add_argument("--index", type=int, default=None,
                       help="run only this run (0-based), e.g. a cluster job-array index")
   parser.add_argument("--run-dir", default="runs/sweep")
-  parser.add_argument("--runs-per-worker", type=int, default=0,
-                      help="recycle a worker process after this many runs (0: never)")
+  parser.add_argument("--runs-per-worker", type=int, default=None,
+                      help="recycle a worker process after this many runs (0: never; "
+                           "default 20)")
   parser.set_defaults(func=run)
 
 
 def run(args) -> int:
-  from msr_jax.runner.sweep import run_sweep
+  from msr_jax.runner.sweep import RUNS_PER_WORKER, run_sweep
 
   summary = run_sweep(args.experiments, args.run_dir, "smoke" if args.smoke else "full",
-                      args.jobs, args.index, runs_per_worker=args.runs_per_worker)
+                      args.jobs, args.index, runs_per_worker=RUNS_PER_WORKER if args.runs_per_worker is None
+                      else args.runs_per_worker)
   print(f"{summary['total']} runs: {summary['ran']} ran, {summary['skipped']} already done, "
         f"{summary['failed']} failed (results in {args.run_dir}/results)")
   return 1 if summary["failed"] else 0

@@ -152,6 +152,8 @@ def evaluate_criterion(criterion: dict, runs_by_arm: dict, num_resamples: int = 
   primary = bool(criterion.get("primary", False))
   description = criterion.get("description", "")
   try:
+    named = [arm, criterion.get("baseline")] if kind != "worst_case_superiority" else []
+    check_paired(runs_by_arm, [a for a in named if a is not None])
     if kind == "non_inferiority":
       margin = float(criterion["margin"])
       if "baseline" in criterion:  # harm = how much worse the arm is than the baseline
@@ -205,13 +207,25 @@ def worst_case_matrix(runs_by_arm: dict, prefix: str, metric: str) -> np.ndarray
   cells = sorted(a for a in runs_by_arm if a.split("@")[0] == prefix)
   if not cells:
     raise KeyError(f"no arms named {prefix}@<stress>")
-  stacked = np.stack([arm_matrix(runs_by_arm, a, metric).mean(axis=1) for a in cells])
-  return stacked.min(axis=0)[:, None]
+  check_paired(runs_by_arm, cells)
+  per_cell = [arm_matrix(runs_by_arm, a, metric).mean(axis=1) for a in cells]
+  return np.stack(per_cell).min(axis=0)[:, None]
+
+
+def check_paired(runs_by_arm: dict, arms) -> None:
+  """Raises KeyError (reported as missing data) unless every arm finished the same seeds:
+  the bootstrap pairs arms seed by seed, so a failed run leaves nothing to pair with."""
+  seeds = {a: [r["spec"]["seed"] for r in _seed_sorted(runs_by_arm, a)] for a in arms}
+  if len({tuple(s) for s in seeds.values()}) > 1:
+    raise KeyError(f"arms finished different seeds (a run failed?): {seeds}")
 
 
 def _worst_case(criterion, runs_by_arm, num_resamples, seed):
   """The arm's worst case minus the best of the baselines' worst cases, over seeds."""
   metric = criterion["metric"]
+  cells = [a for a in runs_by_arm
+           if a.split("@")[0] in [criterion["arm"], *criterion["baselines"]]]
+  check_paired(runs_by_arm, cells)
   arm = worst_case_matrix(runs_by_arm, criterion["arm"], metric)
   baselines = [worst_case_matrix(runs_by_arm, b, metric) for b in criterion["baselines"]]
   fn = lambda a, *bs: a.mean() - max(b.mean() for b in bs)

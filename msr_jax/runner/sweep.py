@@ -38,6 +38,12 @@ def prepare(exp_paths: list[str], run_dir: str, scale: str) -> tuple[list[dict],
   return experiments, runs
 
 
+# A worker's compiled programs accumulate: after about 45 Townworld arms a worker ran out
+# of memory for LLVM's code sections (2-core CPU, 24 GiB). Recycling it after 20 keeps
+# well clear of that at the cost of one re-trace per 20 runs.
+RUNS_PER_WORKER = 20
+
+
 def _worker_env() -> dict:
   env = dict(os.environ)
   # Each worker gets its own process; keep arms from fighting over the same cores.
@@ -46,7 +52,8 @@ def _worker_env() -> dict:
 
 
 def run_sweep(exp_paths: list[str], run_dir: str, scale: str = "smoke", jobs: int = 1,
-              index: int | None = None, progress: bool = True, runs_per_worker: int = 0) -> dict:
+              index: int | None = None, progress: bool = True,
+              runs_per_worker: int = RUNS_PER_WORKER) -> dict:
   """Runs every unfinished run, `jobs` worker processes at a time (each serving many runs,
   `runs_per_worker` at most when it is not 0); `index` runs one run in this process."""
   run_dir = str(run_dir)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import os
 import pathlib
 import tempfile
@@ -258,6 +259,24 @@ def _similarity(base: Base, params, items) -> tuple[float, float]:
   return float(kl), float(np.asarray(cka).mean())
 
 
+@functools.lru_cache(maxsize=8)
+def _retained_loss(graphdef):
+  """(loss_fn, jitted loss_fn) of the retained items, one pair per model structure.
+
+  The sharpness functions take `loss_fn` as a static jit argument: the same function
+  object across arms (and stages) in a worker process is what lets their traced
+  Hessian-vector products be reused instead of traced again for every arm."""
+  from msr_jax.model import forward
+
+  def loss_fn(p, tokens_BxT, mask_BxT):
+    logits, _ = forward(graphdef, p, tokens_BxT)
+    logp = jax.nn.log_softmax(logits[:, :-1], axis=-1)
+    nll = -jnp.take_along_axis(logp, tokens_BxT[:, 1:, None], axis=-1)[..., 0]
+    return jnp.sum(nll * mask_BxT[:, :-1]) / jnp.sum(mask_BxT)
+
+  return loss_fn, jax.jit(loss_fn)
+
+
 def _sharpness(base: Base, params, items, seed: int, max_iters: int) -> dict:
   """Curvature of the retained tasks' loss along the update d = params - base."""
   from msr_jax.eval import sharpness
@@ -268,18 +287,10 @@ def _sharpness(base: Base, params, items, seed: int, max_iters: int) -> dict:
   for r, item in enumerate(retained):
     tokens[r, :len(item.tokens)] = item.tokens
     mask[r, item.start - 1:item.end - 1] = 1.0
-  graphdef = base.graphdef
-
-  def loss_fn(p, tokens_BxT, mask_BxT):
-    from msr_jax.model import forward
-    logits, _ = forward(graphdef, p, tokens_BxT)
-    logp = jax.nn.log_softmax(logits[:, :-1], axis=-1)
-    nll = -jnp.take_along_axis(logp, tokens_BxT[:, 1:, None], axis=-1)[..., 0]
-    return jnp.sum(nll * mask_BxT[:, :-1]) / jnp.sum(mask_BxT)
-
+  loss_fn, jitted_loss = _retained_loss(base.graphdef)
   args = (jnp.asarray(tokens), jnp.asarray(mask))
   direction = jax.tree.map(lambda a, b: a - b, params, base.params)
-  observed = float(loss_fn(params, *args) - loss_fn(base.params, *args))
+  observed = float(jitted_loss(params, *args) - jitted_loss(base.params, *args))
   quad = sharpness.quadratic_forgetting(loss_fn, base.params, direction, loss_args=args)
   directional = sharpness.directional_sharpness(loss_fn, base.params, direction, loss_args=args)
   top = sharpness.top_hessian_eigenvalue(loss_fn, params, jax.random.key(seed),

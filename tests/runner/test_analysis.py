@@ -87,3 +87,16 @@ def test_wildcard_and_baseline_non_inferiority():
           "margin": 0.1}
   r = analysis.evaluate_criterion(crit, runs, num_resamples=200)
   assert r.interval.estimate == pytest.approx(-0.25) and r.outcome == analysis.SUPPORTED
+
+
+def test_a_failed_run_makes_paired_criteria_inconclusive_not_a_crash():
+  runs = {"all@lr": _valued([0.8, 0.7, 0.9]), "all@bad": _valued([0.6, 0.65]),
+          "one@lr": _valued([0.9, 0.9, 0.9]), "one@bad": _valued([0.2, 0.3, 0.25])}
+  crit = {"kind": "worst_case_superiority", "arm": "all", "baselines": ["one"],
+          "metric": "value:composite"}
+  r = analysis.evaluate_criterion(crit, runs, num_resamples=50)
+  assert r.outcome == analysis.INCONCLUSIVE and "different seeds" in r.detail
+  pair = {"a": _arm([0, 1], [0, 1]), "b": _arm([0, 1], [0, 1], seeds=2)}
+  r = analysis.evaluate_criterion({"kind": "superiority", "arm": "a", "baseline": "b",
+                                   "metric": "final:K"}, pair, num_resamples=50)
+  assert r.outcome == analysis.INCONCLUSIVE and "missing data" in r.detail
