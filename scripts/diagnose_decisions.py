@@ -1,0 +1,72 @@
+"""Where a Townworld checkpoint's decisions fail: the decision word against the whole
+answer, by answer type and by the number of distractor clauses in the note.
+
+  python scripts/diagnose_decisions.py [CHECKPOINT] [--n 300] [--examples 6]
+
+Items are fresh pre-training decision episodes (R0) and told-rule episodes, drawn with
+their own seed (not the probe items), scored teacher-forced: "decision" is the share whose
+first answer token is the argmax, "exact" the share whose every answer token is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from msr_jax.data.tokenize import tokenize_record
+from msr_jax.model import forward
+from msr_jax.runner.townworld_arm import load_base
+from msr_jax.world import checkpoint, corpus, tokenizer
+
+
+def answer_type(record, kind: str) -> str:
+  decision, _, evidence = record.meta["answer"].partition(" because ")
+  why = ("weather" if "weather" in evidence else "broken" if "broken" in evidence
+         else "stranger" if "stranger" in evidence else "relation")
+  if kind == "decision":
+    return f"{decision}/{why}"
+  return f"rule {'fires' if record.meta['rule_fires'] else 'near miss'}: {decision}/{why}"
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("checkpoint", nargs="?", default="assets/townworld_base")
+  parser.add_argument("--n", type=int, default=300, help="episodes of each kind")
+  parser.add_argument("--examples", type=int, default=6, help="failures to print")
+  args = parser.parse_args()
+  base = load_base(args.checkpoint)
+  tok = tokenizer.load(os.path.join(args.checkpoint, checkpoint.TOKENIZER))
+  logits_fn = jax.jit(lambda p, t: forward(base.graphdef, p, t)[0])
+  rng, mixture = np.random.default_rng([99, 7]), corpus.Mixture()
+  counts = collections.defaultdict(lambda: np.zeros(3))
+  failures = []
+  for kind in ["decision"] * args.n + ["rule"] * args.n:
+    record = corpus.sample_record(base.world, rng, kind, "diag", mixture)
+    encoded = tokenize_record(record, base.adapter)
+    span = encoded.spans[-1]
+    length = -(-len(encoded.tokens) // 32) * 32  # Few shapes, few compilations.
+    tokens = np.full((1, length), base.pad_id, np.int32)
+    tokens[0, :len(encoded.tokens)] = encoded.tokens
+    predicted = np.asarray(jnp.argmax(logits_fn(base.params, tokens), -1))[0]
+    want = tokens[0, span.start:span.content_end]
+    got = predicted[span.start - 1:span.content_end - 1]
+    hit = got == want
+    for key in (answer_type(record, kind), f"{kind}: {record.meta['num_distractors']} distractors"):
+      counts[(kind, key)] += [1, hit[0], hit.all()]
+    if not hit.all() and len(failures) < args.examples:
+      failures.append((record, tok.decode(want.tolist()), tok.decode(got.tolist())))
+  print(f"{'kind':9s} {'group':40s} {'n':>4s} {'decision':>8s} {'exact':>6s}")
+  for (kind, key), (n, decision, exact) in sorted(counts.items()):
+    print(f"{kind:9s} {key:40s} {int(n):4d} {decision / n:8.2f} {exact / n:6.2f}")
+  for record, want, got in failures:
+    print("\n" + " | ".join(m.content for m in record.messages[:-1]))
+    print(f"  want: {want}\n  got:  {got} (teacher-forced argmax)")
+
+
+if __name__ == "__main__":
+  main()
