@@ -19,17 +19,30 @@ _MASKED = -1e30
 
 
 def attend(q_BxTxNxH: jnp.ndarray, k_BxKxSxH: jnp.ndarray, v_BxKxSxH: jnp.ndarray,
-           mask_BxTxS: jnp.ndarray) -> jnp.ndarray:
+           mask_BxTxS: jnp.ndarray, more=()) -> jnp.ndarray:
+  """Grouped-query attention of q over one block of keys/values, or several.
+
+  `more`: further (k_BxKxSxH, v_BxKxSxH, mask_BxTxS) blocks under one softmax with the
+  first. Blocks are never concatenated, so a block that is a constant (a frozen cache)
+  gets no cotangent of its size in the backward pass.
+  """
   b, t, n, h = q_BxTxNxH.shape
   k = k_BxKxSxH.shape[1]
   # Scaling the queries (B x T x N x H) costs less than scaling the scores (B x N x T x S).
   q_BxTxKxGxH = (q_BxTxNxH * (1.0 / jnp.sqrt(h)).astype(q_BxTxNxH.dtype)).reshape(
       b, t, k, n // k, h)
-  scores_BxKxGxTxS = jnp.einsum("btkgh,bksh->bkgts", q_BxTxKxGxH, k_BxKxSxH,
-                                preferred_element_type=jnp.float32)
-  scores_BxKxGxTxS = jnp.where(mask_BxTxS[:, None, None], scores_BxKxGxTxS, _MASKED)
-  probs = jax.nn.softmax(scores_BxKxGxTxS, axis=-1).astype(v_BxKxSxH.dtype)
-  out_BxTxKxGxH = jnp.einsum("bkgts,bksh->btkgh", probs, v_BxKxSxH)
+  blocks = [(k_BxKxSxH, v_BxKxSxH, mask_BxTxS), *more]
+  scores = [jnp.where(mask[:, None, None],
+                      jnp.einsum("btkgh,bksh->bkgts", q_BxTxKxGxH, keys,
+                                 preferred_element_type=jnp.float32), _MASKED)
+            for keys, _, mask in blocks]
+  probs = jax.nn.softmax(jnp.concatenate(scores, axis=-1), axis=-1)
+  out_BxTxKxGxH, start = 0, 0
+  for keys, values, _ in blocks:
+    size = keys.shape[2]
+    out_BxTxKxGxH = out_BxTxKxGxH + jnp.einsum(
+        "bkgts,bksh->btkgh", probs[..., start:start + size].astype(values.dtype), values)
+    start += size
   return out_BxTxKxGxH.reshape(b, t, n, h)
 
 
@@ -48,13 +61,17 @@ class Attention(nnx.Module):
       self.k_norm = RMSNorm(h, config.rms_norm_eps, config.param_dtype)
 
   def __call__(self, x_BxTxD, positions_BxT, layer: int = 0, cache_k_LxBxKxSxH=None,
-               cache_v_LxBxKxSxH=None, lengths_B=None, attend_slots: int | None = None):
+               cache_v_LxBxKxSxH=None, lengths_B=None, attend_slots: int | None = None,
+               write_cache: bool = True):
     """Returns (output_BxTxD, keys, values): with a cache, the whole stacked cache with
     this layer's new entries written (row b at slot lengths_B[b]); without one, this
     layer's keys and values of the T new tokens (B x K x T x H).
 
     `attend_slots` (static): attend over the cache's first slots only; the caller
     guarantees that every row's lengths_B[b] + T fits (cheaper decode while rows are short).
+    `write_cache=False`: the new tokens attend over the cache's valid slots and each other
+    without being written (the cache comes back unchanged): the decision pass of
+    context-frozen training, whose gradient then never has the cache's size.
     """
     c = self.config
     b, t, _ = x_BxTxD.shape
@@ -69,6 +86,17 @@ class Attention(nnx.Module):
       keys, values = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)
       causal_TxT = jnp.tril(jnp.ones((t, t), bool))
       mask_BxTxS = jnp.broadcast_to(causal_TxT, (b, t, t))
+    elif not write_cache:
+      keys = cache_k_LxBxKxSxH[layer, :, :, :attend_slots]
+      values = cache_v_LxBxKxSxH[layer, :, :, :attend_slots]
+      cached_BxTxS = jnp.broadcast_to(
+          jnp.arange(keys.shape[2])[None, None, :] < lengths_B[:, None, None],
+          (b, t, keys.shape[2]))
+      causal_BxTxT = jnp.broadcast_to(jnp.tril(jnp.ones((t, t), bool)), (b, t, t))
+      out = attend(q, keys.astype(q.dtype), values.astype(q.dtype), cached_BxTxS,
+                   more=[(k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3), causal_BxTxT)])
+      return (self.o_proj(out.reshape(b, t, c.num_heads * c.head_dim)), cache_k_LxBxKxSxH,
+              cache_v_LxBxKxSxH)
     else:
       cache_k_LxBxKxSxH = write_stacked(cache_k_LxBxKxSxH, layer, k, lengths_B)
       cache_v_LxBxKxSxH = write_stacked(cache_v_LxBxKxSxH, layer, v, lengths_B)

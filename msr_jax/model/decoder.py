@@ -20,9 +20,9 @@ class Block(nnx.Module):
     self.mlp = MLP(config, rngs)
 
   def __call__(self, x_BxTxD, positions_BxT, layer: int = 0, cache_k=None, cache_v=None,
-               lengths_B=None, attend_slots: int | None = None):
+               lengths_B=None, attend_slots: int | None = None, write_cache: bool = True):
     attn_out, keys, values = self.attn(self.input_norm(x_BxTxD), positions_BxT, layer,
-                                       cache_k, cache_v, lengths_B, attend_slots)
+                                       cache_k, cache_v, lengths_B, attend_slots, write_cache)
     x_BxTxD = x_BxTxD + attn_out
     x_BxTxD = x_BxTxD + self.mlp(self.post_attn_norm(x_BxTxD))
     return x_BxTxD, keys, values
@@ -43,13 +43,15 @@ class Decoder(nnx.Module):
 
   def __call__(self, tokens_BxT, positions_BxT, cache: KVCache | None = None,
                num_valid_B=None, return_hidden: bool = False, return_cache: bool = False,
-               attend_slots: int | None = None):
+               attend_slots: int | None = None, write_cache: bool = True):
     """Returns (logits_BxTxV float32, new cache or None, hidden states or None).
 
     With a cache, the new tokens are written into it and attend to everything in it.
     Without one, attention is causal over the T tokens alone, and `return_cache` returns
     a cache of capacity T holding them (a prefill that never attends to empty slots).
     `attend_slots`: with a cache, attend over its first slots only (see `Attention`).
+    `write_cache=False`: with a cache, read it without writing the new tokens into it;
+    the returned cache is the one given (lengths unchanged).
     Hidden states, when asked for, are the residual stream after each block,
     stacked as hidden_LxBxTxD (before the final norm).
     """
@@ -59,7 +61,7 @@ class Decoder(nnx.Module):
     for i, block in enumerate(self.layers):
       lengths_B = None if cache is None else cache.lengths_B
       x_BxTxD, keys, values = block(x_BxTxD, positions_BxT, i, k_LxBxKxSxH, v_LxBxKxSxH,
-                                    lengths_B, attend_slots)
+                                    lengths_B, attend_slots, write_cache)
       if cache is not None:
         k_LxBxKxSxH, v_LxBxKxSxH = keys, values
       elif return_cache:
@@ -74,7 +76,9 @@ class Decoder(nnx.Module):
       logits_BxTxV = self.lm_head(x_BxTxD)
     new_cache = None
     t = tokens_BxT.shape[1]
-    if cache is not None:
+    if cache is not None and not write_cache:
+      new_cache = cache
+    elif cache is not None:
       if num_valid_B is None:
         num_valid_B = jnp.full_like(cache.lengths_B, t)
       new_cache = KVCache(k_LxBxKxSxH, v_LxBxKxSxH,

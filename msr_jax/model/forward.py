@@ -14,7 +14,8 @@ from msr_jax.model.cache import KVCache
 
 
 def forward(graphdef, params, tokens_BxT, positions_BxT=None, cache: KVCache | None = None,
-            num_valid_B=None, return_hidden: bool = False, attend_slots: int | None = None):
+            num_valid_B=None, return_hidden: bool = False, attend_slots: int | None = None,
+            write_cache: bool = True):
   """Runs the decoder.
 
   Args:
@@ -28,6 +29,9 @@ def forward(graphdef, params, tokens_BxT, positions_BxT=None, cache: KVCache | N
     return_hidden: also return the residual stream after each block.
     attend_slots: with a cache, attend over its first `attend_slots` slots only (static;
       every row's length plus T must fit): decode steps while all rows are short.
+    write_cache: False reads the cache without writing the new tokens into it (they
+      attend over its valid slots and, causally, each other); the cache comes back as
+      given. Context-frozen training's decision pass: its gradient never has cache size.
 
   Returns:
     (logits_BxTxV float32, cache or None) or, with return_hidden,
@@ -41,7 +45,8 @@ def forward(graphdef, params, tokens_BxT, positions_BxT=None, cache: KVCache | N
       positions_BxT = positions_BxT + cache.lengths_B[:, None]
   model = nnx.merge(graphdef, params)
   logits, new_cache, hidden = model(tokens_BxT, positions_BxT, cache, num_valid_B,
-                                    return_hidden, attend_slots=attend_slots)
+                                    return_hidden, attend_slots=attend_slots,
+                                    write_cache=write_cache)
   if return_hidden:
     return logits, new_cache, hidden
   return logits, new_cache

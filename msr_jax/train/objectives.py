@@ -89,8 +89,10 @@ def prefill_context(graphdef, params, batch: Batch, model_config: ModelConfig,
 
 def decision_loss_sums(graphdef, params, cache, batch: Batch):
   """Decision forward on a prefilled cache, with gradients w.r.t. `params` only."""
+  # The decision reads the frozen cache without being written into it, so the backward
+  # pass never builds a cotangent the size of the (stacked, all-layer) cache.
   logits_BxDxV, _ = forward(graphdef, params, batch.inputs_BxD, decision_positions(batch),
-                            cache=cache)
+                            cache=cache, write_cache=False)
   return weighted_nll_sums(logits_BxDxV, batch.targets_BxD, batch.weights_BxD)
 
 

@@ -83,6 +83,21 @@ def test_prefill_equals_forward_on_an_empty_cache_and_decodes_on(config):
     prefill(graphdef, params, tokens_BxT, 4)
 
 
+def test_reading_a_cache_without_writing_equals_writing_it():
+  """`write_cache=False` (context-frozen's decision pass) gives the logits of the ordinary
+  cached forward, for rows of different lengths, and hands the cache back untouched."""
+  graphdef, params = _split(TINY)
+  lengths = jnp.asarray([5, 9, 2], jnp.int32)
+  _, cache = prefill(graphdef, params, _tokens((3, 9), TINY.vocab_size), 16, lengths)
+  new_Bx4 = _tokens((3, 4), TINY.vocab_size, seed=3)
+  positions_Bx4 = lengths[:, None] + jnp.arange(4)[None]
+  written, _ = forward(graphdef, params, new_Bx4, positions_Bx4, cache=cache)
+  read, same = forward(graphdef, params, new_Bx4, positions_Bx4, cache=cache,
+                       write_cache=False)
+  np.testing.assert_allclose(read, written, atol=1e-5, rtol=0)
+  assert same is cache
+
+
 def test_default_positions_continue_after_cache():
   graphdef, params = _split(TINY)
   tokens_BxT = _tokens((2, 8), TINY.vocab_size)
