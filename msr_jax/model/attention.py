@@ -46,6 +46,11 @@ def attend(q_BxTxNxH: jnp.ndarray, k_BxKxSxH: jnp.ndarray, v_BxKxSxH: jnp.ndarra
   return out_BxTxKxGxH.reshape(b, t, n, h)
 
 
+def _causal(b: int, t: int) -> jnp.ndarray:
+  """B x T x T: token i attends to tokens 0..i of the same T new tokens."""
+  return jnp.broadcast_to(jnp.tril(jnp.ones((t, t), bool)), (b, t, t))
+
+
 class Attention(nnx.Module):
 
   def __init__(self, config: ModelConfig, rngs: nnx.Rngs):
@@ -84,17 +89,15 @@ class Attention(nnx.Module):
     k = rope.apply_rope(k, positions_BxT, c)
     if cache_k_LxBxKxSxH is None:
       keys, values = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)
-      causal_TxT = jnp.tril(jnp.ones((t, t), bool))
-      mask_BxTxS = jnp.broadcast_to(causal_TxT, (b, t, t))
+      mask_BxTxS = _causal(b, t)
     elif not write_cache:
       keys = cache_k_LxBxKxSxH[layer, :, :, :attend_slots]
       values = cache_v_LxBxKxSxH[layer, :, :, :attend_slots]
       cached_BxTxS = jnp.broadcast_to(
           jnp.arange(keys.shape[2])[None, None, :] < lengths_B[:, None, None],
           (b, t, keys.shape[2]))
-      causal_BxTxT = jnp.broadcast_to(jnp.tril(jnp.ones((t, t), bool)), (b, t, t))
       out = attend(q, keys.astype(q.dtype), values.astype(q.dtype), cached_BxTxS,
-                   more=[(k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3), causal_BxTxT)])
+                   more=[(k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3), _causal(b, t))])
       return (self.o_proj(out.reshape(b, t, c.num_heads * c.head_dim)), cache_k_LxBxKxSxH,
               cache_v_LxBxKxSxH)
     else:
