@@ -45,6 +45,10 @@ def main() -> None:
   rng, mixture = np.random.default_rng([99, 7]), corpus.Mixture()
   counts = collections.defaultdict(lambda: np.zeros(3))
   failures = []
+  # The weather word that ends "... because the weather is W" (told rules that fire on the
+  # weather): wanted against predicted, to tell copying from guessing a frequent value.
+  weather_want, weather_got = collections.Counter(), collections.Counter()
+  weather_hits = 0
   for kind in ["decision"] * args.n + ["rule"] * args.n:
     record = corpus.sample_record(base.world, rng, kind, "diag", mixture)
     encoded = tokenize_record(record, base.adapter)
@@ -58,11 +62,20 @@ def main() -> None:
     hit = got == want
     for key in (answer_type(record, kind), f"{kind}: {record.meta['num_distractors']} distractors"):
       counts[(kind, key)] += [1, hit[0], hit.all()]
+    if kind == "rule" and "weather" in record.meta["answer"]:
+      weather_want[tok.decode(want[-1:].tolist())] += 1
+      weather_got[tok.decode(got[-1:].tolist())] += 1
+      weather_hits += int(hit[-1])
     if not hit.all() and len(failures) < args.examples:
       failures.append((record, tok.decode(want.tolist()), tok.decode(got.tolist())))
   print(f"{'kind':9s} {'group':40s} {'n':>4s} {'decision':>8s} {'exact':>6s}")
   for (kind, key), (n, decision, exact) in sorted(counts.items()):
     print(f"{kind:9s} {key:40s} {int(n):4d} {decision / n:8.2f} {exact / n:6.2f}")
+  n_weather = sum(weather_want.values())
+  if n_weather:
+    print(f"\nweather word after a fired rule (teacher-forced): {weather_hits / n_weather:.2f} "
+          f"right of {n_weather} (chance 1/{len(weather_want)}); predicted "
+          f"{dict(weather_got.most_common())}; wanted {dict(weather_want.most_common())}")
   for record, want, got in failures:
     print("\n" + " | ".join(m.content for m in record.messages[:-1]))
     print(f"  want: {want}\n  got:  {got} (teacher-forced argmax)")
