@@ -63,14 +63,16 @@ def stages(cfg: ml_collections.ConfigDict) -> list[ml_collections.ConfigDict]:
   first = ml_collections.ConfigDict({
       "lr": cfg.lr, "warmup_steps": cfg.warmup_steps, "steps": cfg.steps,
       "final_lr_fraction": cfg.final_lr_fraction,
-      "warmup_recall_steps": cfg.warmup_recall_steps, "stream_seed": cfg.seed * 2})
+      "opening_steps": cfg.warmup_recall_steps,
+      "opening_mixture": cfg.warmup_mixture.to_dict(), "stream_seed": cfg.seed * 2})
   out = [first]
   if cfg.stage2.steps > 0:
     out.append(ml_collections.ConfigDict({
         "lr": cfg.stage2.lr, "warmup_steps": cfg.stage2.warmup_steps,
         "steps": cfg.stage2.steps, "final_lr_fraction": cfg.final_lr_fraction,
-        "warmup_recall_steps": 0, "stream_seed": cfg.seed * 2 + 2,
-        "mixture": cfg.stage2.mixture.to_dict()}))
+        "opening_steps": cfg.stage2.get("focus_steps", 0),
+        "opening_mixture": cfg.stage2.get("focus_mixture", ml_collections.ConfigDict()).to_dict(),
+        "stream_seed": cfg.seed * 2 + 2, "mixture": cfg.stage2.mixture.to_dict()}))
   return out
 
 
@@ -84,15 +86,20 @@ def model_config(cfg: ml_collections.ConfigDict, vocab_size: int) -> ModelConfig
 
 def batches(cfg: ml_collections.ConfigDict, stage: ml_collections.ConfigDict, world: World,
             tok):
-  """Warm-up batches (note-heavy mixture) for `warmup_recall_steps`, then the main mixture."""
+  """The stage's opening batches, then its main mixture.
+
+  A stage opens with `opening_steps` batches of its `opening_mixture` (overrides of
+  the main mixture): notes only in stage 1 (associative recall), the focus mixture in
+  stage 2 (decisions and told rules, whose copy circuits form only under focused data).
+  """
   adapter, pad = tokenizer.adapter(tok), tok.token_to_id(tokenizer.PAD)
   main = corpus.Mixture(**{**cfg.mixture.to_dict(), **stage.get("mixture", {})})
-  warm = dataclasses.replace(main, **cfg.warmup_mixture.to_dict())
+  warm = dataclasses.replace(main, **stage.opening_mixture)
   warm_stream = corpus.pack(corpus.records(world, stage.stream_seed + 1, warm), adapter,
                             cfg.batch_size, cfg.seq_len, pad)
   main_stream = corpus.pack(corpus.records(world, stage.stream_seed, main), adapter,
                             cfg.batch_size, cfg.seq_len, pad)
-  for _ in range(stage.warmup_recall_steps):
+  for _ in range(stage.opening_steps):
     yield next(warm_stream)
   yield from main_stream
 

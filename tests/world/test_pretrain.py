@@ -74,7 +74,9 @@ def test_recipe_has_two_stages_with_their_own_data_streams():
   cfg = load_config(path)
   first, second = pretrain.stages(cfg)
   assert (first.steps, second.steps) == (cfg.steps, cfg.stage2.steps)
-  assert first.stream_seed != second.stream_seed and second.warmup_recall_steps == 0
+  assert first.stream_seed != second.stream_seed
+  assert (first.opening_steps, second.opening_steps) == (
+      cfg.warmup_recall_steps, cfg.stage2.get("focus_steps", 0))
   assert len(pretrain.stages(load_config(path, ["--config.stage2.steps=0"]))) == 1
 
 
@@ -95,3 +97,26 @@ def test_stage_two_alone_equals_both_stages(tmp_path):
   assert flat_both.keys() == flat_again.keys()
   for name in flat_both:
     np.testing.assert_array_equal(flat_both[name], flat_again[name], err_msg=name)
+
+
+def test_each_stage_opens_with_its_own_mixture():
+  """Stage 1 opens with notes only, stage 2 with its focus mixture (decisions and rules):
+  told apart by their headers, "question :" for notes, "request :" for decision episodes."""
+  from msr_jax.runner.config import load_config
+  path = str(pathlib.Path(__file__).resolve().parents[2] / "configs" / "townworld.py")
+  cfg = load_config(path + ":smoke", [
+      "--config.warmup_recall_steps=2", "--config.stage2.focus_steps=2",
+      "--config.stage2.focus_mixture.decision=0.5", "--config.stage2.focus_mixture.rule=0.5",
+      *[f"--config.stage2.focus_mixture.{kind}=0.0"
+        for kind in ("bio", "qa", "note", "counterfactual", "items")]])
+  first, second = pretrain.stages(cfg)
+  world = World.build(cfg.world.seed, num_people=cfg.world.num_people)
+  question, request = TOK.token_to_id("question"), TOK.token_to_id("request")
+
+  def kinds(stage, n):
+    data = pretrain.batches(cfg, stage, world, TOK)
+    return [({question, request} & set(next(data)[0].ravel().tolist())) for _ in range(n)]
+
+  assert kinds(first, 2) == [{question}, {question}]  # notes only
+  assert kinds(second, 2) == [{request}, {request}]  # decisions and rules only
+  assert any(question in k for k in kinds(second, 8)[2:])  # then the main mixture
