@@ -232,7 +232,9 @@ def _worst_case(criterion, runs_by_arm, num_resamples, seed):
   interval = stats.paired_bootstrap(fn, [arm] + baselines, num_resamples, seed)
   samples = _samples(fn, [arm] + baselines, num_resamples, seed + 1)
   p = (np.sum(~(samples > 0)) + 1) / (num_resamples + 1)
-  detail = (f"worst case of {criterion['arm']} minus best single worst case = "
+  baselines_named = (criterion["baselines"][0] if len(criterion["baselines"]) == 1 else
+                     "the best of " + ", ".join(criterion["baselines"]))
+  detail = (f"worst case of {criterion['arm']} minus worst case of {baselines_named} = "
             f"{interval.estimate:+.4f} [{interval.low:+.4f}, {interval.high:+.4f}]")
   return interval, float(p), detail
 
