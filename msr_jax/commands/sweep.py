@@ -20,9 +20,9 @@ def register(subparsers) -> None:
 def run(args) -> int:
   from msr_jax.runner.sweep import RUNS_PER_WORKER, run_sweep
 
+  runs_per_worker = RUNS_PER_WORKER if args.runs_per_worker is None else args.runs_per_worker
   summary = run_sweep(args.experiments, args.run_dir, "smoke" if args.smoke else "full",
-                      args.jobs, args.index, runs_per_worker=RUNS_PER_WORKER if args.runs_per_worker is None
-                      else args.runs_per_worker)
+                      args.jobs, args.index, runs_per_worker=runs_per_worker)
   print(f"{summary['total']} runs: {summary['ran']} ran, {summary['skipped']} already done, "
         f"{summary['failed']} failed (results in {args.run_dir}/results)")
   return 1 if summary["failed"] else 0
