@@ -47,10 +47,10 @@ def _parse() -> argparse.Namespace:
 
 ARGS = _parse()
 if ARGS.threads == 1 and not ARGS.no_pin:
-  # One thread per framework runs on one core for both: JAX executes on a runtime thread,
-  # not the Python thread, and the scheduler may otherwise run the two on different cores,
-  # so JAX's weights go cold in one core's L2 while torch's run warm in the other's
-  # (tiny prefill measured 0.94 unpinned and 1.07 pinned in the same session).
+  # One thread per framework means one core for both. The XLA flags below do not keep JAX
+  # on one core (its library fusions run matmuls on their own threads: a 2048^2 matmul used
+  # 1.97 CPU-s per wall-s under them), and unpinned the scheduler may also run JAX's
+  # runtime thread on the other core than the one torch just warmed.
   os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 if ARGS.threads == 1:  # Must be set before JAX initialises its CPU client.
   os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +

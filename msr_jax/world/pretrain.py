@@ -71,7 +71,7 @@ def stages(cfg: ml_collections.ConfigDict) -> list[ml_collections.ConfigDict]:
         "lr": cfg.stage2.lr, "warmup_steps": cfg.stage2.warmup_steps,
         "steps": cfg.stage2.steps, "final_lr_fraction": cfg.final_lr_fraction,
         "opening_steps": cfg.stage2.get("focus_steps", 0),
-        "opening_mixture": cfg.stage2.get("focus_mixture", ml_collections.ConfigDict()).to_dict(),
+        "opening_mixture": dict(cfg.stage2.get("focus_mixture", {})),
         "stream_seed": cfg.seed * 2 + 2, "mixture": cfg.stage2.mixture.to_dict()}))
   return out
 
@@ -94,13 +94,13 @@ def batches(cfg: ml_collections.ConfigDict, stage: ml_collections.ConfigDict, wo
   """
   adapter, pad = tokenizer.adapter(tok), tok.token_to_id(tokenizer.PAD)
   main = corpus.Mixture(**{**cfg.mixture.to_dict(), **stage.get("mixture", {})})
-  warm = dataclasses.replace(main, **stage.opening_mixture)
-  warm_stream = corpus.pack(corpus.records(world, stage.stream_seed + 1, warm), adapter,
-                            cfg.batch_size, cfg.seq_len, pad)
+  opening = dataclasses.replace(main, **stage.opening_mixture)
+  opening_stream = corpus.pack(corpus.records(world, stage.stream_seed + 1, opening), adapter,
+                               cfg.batch_size, cfg.seq_len, pad)
   main_stream = corpus.pack(corpus.records(world, stage.stream_seed, main), adapter,
                             cfg.batch_size, cfg.seq_len, pad)
   for _ in range(stage.opening_steps):
-    yield next(warm_stream)
+    yield next(opening_stream)
   yield from main_stream
 
 
