@@ -10,11 +10,17 @@ medians are reported, with the ratio JAX / torch (> 1: JAX is faster).
   python benchmarks/forward.py --threads 0        # all cores for both
   python benchmarks/forward.py --no-pin           # 1 thread each, not pinned to one core
   python benchmarks/forward.py --models townworld_tiny --repeats 3
+  python benchmarks/forward.py --full-logits      # prefill with logits at every position
 
 Models: townworld_tiny (the preset, random weights) and smollm2-135m (the bundled
 SmolLM2-135M-Instruct Q4_1 GGUF, dequantised to float32 and exported to an HF folder).
 Decode is greedy: each side feeds back its own argmax; the table says whether the two
 generated the same tokens (they should: same weights, float32).
+
+Prefill is the prefill of generation: the prompt's keys and values into the cache and the
+logits of its last position, which is all a sampler reads (ours: `logits_at_B`; torch:
+`logits_to_keep=1`, what `generate` passes). `--full-logits` makes both sides compute the
+logits of every prompt position instead (a scoring forward).
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ def _parse() -> argparse.Namespace:
                       help="CPU threads for each framework (0: all cores)")
   parser.add_argument("--no-pin", action="store_true",
                       help="with --threads 1, leave the process free to move between cores")
+  parser.add_argument("--full-logits", action="store_true",
+                      help="prefill computes the logits of every prompt position, not the last")
   parser.add_argument("--batch", type=int, default=1)
   parser.add_argument("--prompt-length", type=int, default=128)
   parser.add_argument("--new-tokens", type=int, default=32)
@@ -77,8 +85,10 @@ from msr_jax.checkpoints.hf import export_hf  # noqa: E402
 from msr_jax.model import Decoder, ModelConfig, forward, prefill  # noqa: E402
 
 
-def _prefill(config, graphdef, params, tokens_BxP, capacity):
-  logits_BxPxV, cache = prefill(graphdef, params, tokens_BxP, capacity)
+def _prefill(config, graphdef, params, tokens_BxP, capacity, full_logits):
+  b, p = tokens_BxP.shape
+  last_B = None if full_logits else jnp.full((b,), p - 1, jnp.int32)
+  logits_BxPxV, cache = prefill(graphdef, params, tokens_BxP, capacity, logits_at_B=last_B)
   return jnp.argmax(logits_BxPxV[:, -1], -1).astype(jnp.int32), cache
 
 
@@ -97,7 +107,8 @@ class JaxRunner:
     # argument: jit hashes static arguments on every call, and hashing a GraphDef costs
     # about 0.2 ms (townworld_tiny) to 2 ms (SmolLM2, 30 layers), as much as a decode step.
     self._prefill = jax.jit(functools.partial(_prefill, loaded.config, loaded.graphdef,
-                                              capacity=capacity))
+                                              capacity=capacity,
+                                              full_logits=ARGS.full_logits))
     self._step = jax.jit(functools.partial(_decode_step, loaded.graphdef), donate_argnums=1)
     self.config = loaded.config
 
@@ -124,7 +135,8 @@ class TorchRunner:
   @torch.inference_mode()
   def prefill(self, tokens_BxP, new_tokens):
     del new_tokens
-    out = self.model(input_ids=torch.from_numpy(tokens_BxP).long(), use_cache=True)
+    out = self.model(input_ids=torch.from_numpy(tokens_BxP).long(), use_cache=True,
+                     logits_to_keep=0 if ARGS.full_logits else 1)
     return out.logits[:, -1].argmax(-1), out.cache
 
   @torch.inference_mode()
@@ -190,7 +202,8 @@ def main() -> None:
   threads = ARGS.threads or os.cpu_count()
   torch.set_num_threads(threads)
   print(f"# threads per framework: {threads}; batch {ARGS.batch}, prompt "
-        f"{ARGS.prompt_length}, {ARGS.new_tokens} new tokens, interleaved repeats "
+        f"{ARGS.prompt_length}, {ARGS.new_tokens} new tokens, prefill logits at "
+        f"{'every position' if ARGS.full_logits else 'the last position'}, interleaved repeats "
         f"(medians); jax {jax.__version__}, torch {torch.__version__}, "
         f"transformers {transformers.__version__}; cores {sorted(os.sched_getaffinity(0))}",
         flush=True)

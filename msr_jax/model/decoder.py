@@ -43,7 +43,8 @@ class Decoder(nnx.Module):
 
   def __call__(self, tokens_BxT, positions_BxT, cache: KVCache | None = None,
                num_valid_B=None, return_hidden: bool = False, return_cache: bool = False,
-               attend_slots: int | None = None, write_cache: bool = True):
+               attend_slots: int | None = None, write_cache: bool = True,
+               logits_at_B=None):
     """Returns (logits_BxTxV float32, new cache or None, hidden states or None).
 
     With a cache, the new tokens are written into it and attend to everything in it.
@@ -52,6 +53,10 @@ class Decoder(nnx.Module):
     `attend_slots`: with a cache, attend over its first slots only (see `Attention`).
     `write_cache=False`: with a cache, read it without writing the new tokens into it;
     the returned cache is the one given (lengths unchanged).
+    `logits_at_B`: one position per row (an index into the T new tokens); the logits come
+    back for that position only, as logits_Bx1xV. A prefill that only samples the next
+    token skips the LM head over the rest (for SmolLM2's 49k vocabulary that head is a
+    fifth of a 128-token prefill's FLOPs).
     Hidden states, when asked for, are the residual stream after each block,
     stacked as hidden_LxBxTxD (before the final norm).
     """
@@ -69,6 +74,8 @@ class Decoder(nnx.Module):
         new_v.append(values)
       if return_hidden:
         hidden.append(x_BxTxD)
+    if logits_at_B is not None:
+      x_BxTxD = jnp.take_along_axis(x_BxTxD, jnp.asarray(logits_at_B)[:, None, None], axis=1)
     x_BxTxD = self.final_norm(x_BxTxD)
     if self.config.tie_embeddings:
       logits_BxTxV = self.embed.attend(x_BxTxD)

@@ -15,7 +15,7 @@ from msr_jax.model.cache import KVCache
 
 def forward(graphdef, params, tokens_BxT, positions_BxT=None, cache: KVCache | None = None,
             num_valid_B=None, return_hidden: bool = False, attend_slots: int | None = None,
-            write_cache: bool = True):
+            write_cache: bool = True, logits_at_B=None):
   """Runs the decoder.
 
   Args:
@@ -32,6 +32,8 @@ def forward(graphdef, params, tokens_BxT, positions_BxT=None, cache: KVCache | N
     write_cache: False reads the cache without writing the new tokens into it (they
       attend over its valid slots and, causally, each other); the cache comes back as
       given. Context-frozen training's decision pass: its gradient never has cache size.
+    logits_at_B: one index into the T tokens per row; logits come back for it alone
+      (logits_Bx1xV).
 
   Returns:
     (logits_BxTxV float32, cache or None) or, with return_hidden,
@@ -46,20 +48,21 @@ def forward(graphdef, params, tokens_BxT, positions_BxT=None, cache: KVCache | N
   model = nnx.merge(graphdef, params)
   logits, new_cache, hidden = model(tokens_BxT, positions_BxT, cache, num_valid_B,
                                     return_hidden, attend_slots=attend_slots,
-                                    write_cache=write_cache)
+                                    write_cache=write_cache, logits_at_B=logits_at_B)
   if return_hidden:
     return logits, new_cache, hidden
   return logits, new_cache
 
 
 def prefill(graphdef, params, tokens_BxT, capacity: int, num_valid_B=None,
-            positions_BxT=None):
+            positions_BxT=None, logits_at_B=None):
   """A fresh KV cache of `capacity` slots filled with `tokens_BxT`, and their logits.
 
   Equals `forward` on an empty cache of that capacity, but runs the plain causal forward
   (attention over the T new tokens, not over all `capacity` slots) and pads its keys and
   values into the cache once. `num_valid_B`: how many tokens of each row count (the rest
-  are right padding, written but not counted, as in `forward`).
+  are right padding, written but not counted, as in `forward`). `logits_at_B`: as in
+  `forward` (logits_Bx1xV for one position per row, e.g. each prompt's last).
 
   Returns (logits_BxTxV float32, cache).
   """
@@ -70,7 +73,8 @@ def prefill(graphdef, params, tokens_BxT, capacity: int, num_valid_B=None,
   if positions_BxT is None:
     positions_BxT = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), tokens_BxT.shape)
   model = nnx.merge(graphdef, params)
-  logits, cache, _ = model(tokens_BxT, positions_BxT, None, num_valid_B, return_cache=True)
+  logits, cache, _ = model(tokens_BxT, positions_BxT, None, num_valid_B, return_cache=True,
+                           logits_at_B=logits_at_B)
   room = ((0, 0), (0, 0), (0, 0), (0, capacity - t), (0, 0))
   return logits, KVCache(jnp.pad(cache.k_LxBxKxSxH, room), jnp.pad(cache.v_LxBxKxSxH, room),
                          cache.lengths_B)

@@ -51,8 +51,9 @@ def _prefill(graphdef, params, tokens_BxP, capacity, lengths_B, key, temperature
              top_p) -> tuple[KVCache, Choice]:
   """Fills a fresh cache with the prompts and chooses every row's first new token."""
   TRACE_COUNTS["prefill"] += 1
-  logits_BxPxV, cache = prefill(graphdef, params, tokens_BxP, capacity, num_valid_B=lengths_B)
-  last_BxV = jnp.take_along_axis(logits_BxPxV, (lengths_B - 1)[:, None, None], axis=1)[:, 0]
+  last_Bx1xV, cache = prefill(graphdef, params, tokens_BxP, capacity, num_valid_B=lengths_B,
+                              logits_at_B=lengths_B - 1)
+  last_BxV = last_Bx1xV[:, 0]
   return cache, choose(last_BxV, _step_key(key, 0), temperature, top_k, top_p)
 
 

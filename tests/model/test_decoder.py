@@ -83,6 +83,27 @@ def test_prefill_equals_forward_on_an_empty_cache_and_decodes_on(config):
     prefill(graphdef, params, tokens_BxT, 4)
 
 
+def test_logits_at_one_position_per_row_equal_the_full_logits_there():
+  """`logits_at_B` (a prefill that only samples the next token) gives, for each row, the
+  full forward's logits at that row's position, and the same cache."""
+  graphdef, params = _split(TINY)
+  tokens_BxT = _tokens((3, 9), TINY.vocab_size)
+  lengths_B = jnp.asarray([5, 9, 2], jnp.int32)
+  run = jax.jit(prefill, static_argnums=(0, 3))
+  full_BxTxV, cache_full = run(graphdef, params, tokens_BxT, 12, lengths_B)
+  last_Bx1xV, cache_last = run(graphdef, params, tokens_BxT, 12, lengths_B, None,
+                               lengths_B - 1)
+  assert last_Bx1xV.shape == (3, 1, TINY.vocab_size)
+  for b, n in enumerate([5, 9, 2]):
+    np.testing.assert_allclose(last_Bx1xV[b, 0], full_BxTxV[b, n - 1], atol=1e-5, rtol=0)
+  np.testing.assert_array_equal(cache_last.k_LxBxKxSxH, cache_full.k_LxBxKxSxH)
+  # Rows differ: the test would pass for a gather that took one row's position for all.
+  assert not np.allclose(last_Bx1xV[0, 0], full_BxTxV[0, 8], atol=1e-3)
+  on_positions, _ = forward(graphdef, params, tokens_BxT, logits_at_B=jnp.asarray([0, 3, 8]))
+  wanted_BxV = full_BxTxV[jnp.arange(3), jnp.asarray([0, 3, 8])]
+  np.testing.assert_allclose(on_positions[:, 0], wanted_BxV, atol=1e-5, rtol=0)
+
+
 def test_reading_a_cache_without_writing_equals_writing_it():
   """`write_cache=False` (context-frozen's decision pass) gives the logits of the ordinary
   cached forward, for rows of different lengths, and hands the cache back untouched."""
