@@ -28,22 +28,26 @@ def attend(q_BxTxNxH: jnp.ndarray, k_BxKxSxH: jnp.ndarray, v_BxKxSxH: jnp.ndarra
   """
   b, t, n, h = q_BxTxNxH.shape
   k = k_BxKxSxH.shape[1]
-  # Scaling the queries (B x T x N x H) costs less than scaling the scores (B x N x T x S).
-  q_BxTxKxGxH = (q_BxTxNxH * (1.0 / jnp.sqrt(h)).astype(q_BxTxNxH.dtype)).reshape(
-      b, t, k, n // k, h)
+  # Both products run head-major (B x K x G x T x ...), with one transpose of the queries in
+  # and one of the output back: on one CPU core this is about a third faster than letting
+  # the einsums read and write B x T x K x G x H (SmolLM2's 9 x 128 x 128 scores with the
+  # query RoPE: 0.60 ms against 0.89). Scaling the queries (B x T x N x H) costs less than
+  # scaling the scores (B x N x T x S).
+  q_BxKxGxTxH = (q_BxTxNxH * (1.0 / jnp.sqrt(h)).astype(q_BxTxNxH.dtype)).reshape(
+      b, t, k, n // k, h).transpose(0, 2, 3, 1, 4)
   blocks = [(k_BxKxSxH, v_BxKxSxH, mask_BxTxS), *more]
   scores = [jnp.where(mask[:, None, None],
-                      jnp.einsum("btkgh,bksh->bkgts", q_BxTxKxGxH, keys,
+                      jnp.einsum("bkgth,bksh->bkgts", q_BxKxGxTxH, keys,
                                  preferred_element_type=jnp.float32), _MASKED)
             for keys, _, mask in blocks]
   probs = jax.nn.softmax(jnp.concatenate(scores, axis=-1), axis=-1)
-  out_BxTxKxGxH, start = 0, 0
+  out_BxKxGxTxH, start = 0, 0
   for keys, values, _ in blocks:
     size = keys.shape[2]
-    out_BxTxKxGxH = out_BxTxKxGxH + jnp.einsum(
-        "bkgts,bksh->btkgh", probs[..., start:start + size].astype(values.dtype), values)
+    out_BxKxGxTxH = out_BxKxGxTxH + jnp.einsum(
+        "bkgts,bksh->bkgth", probs[..., start:start + size].astype(values.dtype), values)
     start += size
-  return out_BxTxKxGxH.reshape(b, t, n, h)
+  return out_BxKxGxTxH.transpose(0, 3, 1, 2, 4).reshape(b, t, n, h)
 
 
 def _causal(b: int, t: int) -> jnp.ndarray:
@@ -65,12 +69,13 @@ class Attention(nnx.Module):
       self.q_norm = RMSNorm(h, config.rms_norm_eps, config.param_dtype)
       self.k_norm = RMSNorm(h, config.rms_norm_eps, config.param_dtype)
 
-  def __call__(self, x_BxTxD, positions_BxT, layer: int = 0, cache_k_LxBxKxSxH=None,
+  def __call__(self, x_BxTxD, rope_tables, layer: int = 0, cache_k_LxBxKxSxH=None,
                cache_v_LxBxKxSxH=None, lengths_B=None, attend_slots: int | None = None,
                write_cache: bool = True):
     """Returns (output_BxTxD, keys, values): with a cache, the whole stacked cache with
     this layer's new entries written (row b at slot lengths_B[b]); without one, this
-    layer's keys and values of the T new tokens (B x K x T x H).
+    layer's keys and values of the T new tokens (B x K x T x H). `rope_tables`: the new
+    tokens' (cos_BxTxH, sin_BxTxH) from `rope.tables`.
 
     `attend_slots` (static): attend over the cache's first slots only; the caller
     guarantees that every row's lengths_B[b] + T fits (cheaper decode while rows are short).
@@ -85,8 +90,8 @@ class Attention(nnx.Module):
     v = self.v_proj(x_BxTxD).reshape(b, t, c.num_kv_heads, c.head_dim)
     if c.qk_norm:
       q, k = self.q_norm(q), self.k_norm(k)
-    q = rope.apply_rope(q, positions_BxT, c)
-    k = rope.apply_rope(k, positions_BxT, c)
+    q = rope.rotate(q, *rope_tables)
+    k = rope.rotate(k, *rope_tables)
     if cache_k_LxBxKxSxH is None:
       keys, values = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)
       mask_BxTxS = _causal(b, t)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 from flax import nnx
 
+from msr_jax.model import rope
 from msr_jax.model.attention import Attention
 from msr_jax.model.cache import KVCache
 from msr_jax.model.config import ModelConfig
@@ -19,9 +20,9 @@ class Block(nnx.Module):
     self.post_attn_norm = RMSNorm(config.hidden_size, config.rms_norm_eps, config.param_dtype)
     self.mlp = MLP(config, rngs)
 
-  def __call__(self, x_BxTxD, positions_BxT, layer: int = 0, cache_k=None, cache_v=None,
+  def __call__(self, x_BxTxD, rope_tables, layer: int = 0, cache_k=None, cache_v=None,
                lengths_B=None, attend_slots: int | None = None, write_cache: bool = True):
-    attn_out, keys, values = self.attn(self.input_norm(x_BxTxD), positions_BxT, layer,
+    attn_out, keys, values = self.attn(self.input_norm(x_BxTxD), rope_tables, layer,
                                        cache_k, cache_v, lengths_B, attend_slots, write_cache)
     x_BxTxD = x_BxTxD + attn_out
     x_BxTxD = x_BxTxD + self.mlp(self.post_attn_norm(x_BxTxD))
@@ -61,11 +62,12 @@ class Decoder(nnx.Module):
     stacked as hidden_LxBxTxD (before the final norm).
     """
     x_BxTxD = self.embed(tokens_BxT)
+    rope_tables = rope.tables(positions_BxT, self.config)  # Once for all layers.
     hidden, new_k, new_v = [], [], []
     k_LxBxKxSxH, v_LxBxKxSxH = (None, None) if cache is None else cache[:2]
     for i, block in enumerate(self.layers):
       lengths_B = None if cache is None else cache.lengths_B
-      x_BxTxD, keys, values = block(x_BxTxD, positions_BxT, i, k_LxBxKxSxH, v_LxBxKxSxH,
+      x_BxTxD, keys, values = block(x_BxTxD, rope_tables, i, k_LxBxKxSxH, v_LxBxKxSxH,
                                     lengths_B, attend_slots, write_cache)
       if cache is not None:
         k_LxBxKxSxH, v_LxBxKxSxH = keys, values

@@ -8,6 +8,7 @@ arguments, never constants baked into the compiled program.
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from msr_jax.model.cache import KVCache
@@ -42,7 +43,8 @@ def forward(graphdef, params, tokens_BxT, positions_BxT=None, cache: KVCache | N
   tokens_BxT = jnp.asarray(tokens_BxT)
   if positions_BxT is None:
     t = tokens_BxT.shape[1]
-    positions_BxT = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), tokens_BxT.shape)
+    # numpy, so RoPE's tables are constants of the program (`rope.tables`).
+    positions_BxT = np.broadcast_to(np.arange(t, dtype=np.int32), tokens_BxT.shape)
     if cache is not None:
       positions_BxT = positions_BxT + cache.lengths_B[:, None]
   model = nnx.merge(graphdef, params)
@@ -71,7 +73,7 @@ def prefill(graphdef, params, tokens_BxT, capacity: int, num_valid_B=None,
   if capacity < t:
     raise ValueError(f"prefill: capacity {capacity} is below the {t} tokens to write")
   if positions_BxT is None:
-    positions_BxT = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), tokens_BxT.shape)
+    positions_BxT = np.broadcast_to(np.arange(t, dtype=np.int32), tokens_BxT.shape)
   model = nnx.merge(graphdef, params)
   logits, cache, _ = model(tokens_BxT, positions_BxT, None, num_valid_B, return_cache=True,
                            logits_at_B=logits_at_B)

@@ -10,6 +10,7 @@ from flax import nnx
 
 from msr_jax.model import (Decoder, ModelConfig, forward, init_cache, make_mesh, prefill,
                            shard_params)
+from msr_jax.model import rope
 from msr_jax.model.sharding import batch_sharding, path_to_str, spec_for
 
 TINY = ModelConfig(vocab_size=97, hidden_size=32, intermediate_size=64, num_layers=2,
@@ -129,6 +130,22 @@ def test_default_positions_continue_after_cache():
   np.testing.assert_allclose(tail, full[:, 5:], atol=1e-5, rtol=0)
 
 
+def test_rope_tables_from_static_positions_equal_the_traced_ones():
+  """Default positions are numpy, so RoPE's tables become constants of the program; they
+  must match the tables computed from traced positions (explicit or after a cache)."""
+  positions_BxT = np.broadcast_to(np.arange(700, dtype=np.int32), (2, 700))
+  static = rope.tables(positions_BxT, TINY)
+  assert all(isinstance(table, np.ndarray) for table in static)
+  traced = jax.jit(lambda p: rope.tables(p, TINY))(jnp.asarray(positions_BxT))
+  for a, b in zip(static, traced):
+    np.testing.assert_allclose(a, b, atol=2e-6, rtol=0)
+  graphdef, params = _split(TINY)
+  tokens_BxT = _tokens((2, 9), TINY.vocab_size)
+  default, _ = FWD(graphdef, params, tokens_BxT)
+  explicit, _ = FWD(graphdef, params, tokens_BxT, jnp.broadcast_to(jnp.arange(9), (2, 9)))
+  np.testing.assert_allclose(default, explicit, atol=1e-5, rtol=0)
+
+
 def test_causality_gradient_is_exactly_zero():
   graphdef, params = _split(TINY)
   tokens_BxT = _tokens((1, 12), TINY.vocab_size)
@@ -137,10 +154,10 @@ def test_causality_gradient_is_exactly_zero():
 
   def logit_sum_at_t(embeds_BxTxD):
     model = nnx.merge(graphdef, params)
-    positions = jnp.arange(12)[None]
+    rope_tables = rope.tables(jnp.arange(12)[None], TINY)
     x = embeds_BxTxD
     for block in model.layers:
-      x, _, _ = block(x, positions)
+      x, _, _ = block(x, rope_tables)
     return model.embed.attend(model.final_norm(x))[0, t].sum()
 
   grad_BxTxD = jax.grad(logit_sum_at_t)(embeds)
