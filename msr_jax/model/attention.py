@@ -29,10 +29,10 @@ def attend(q_BxTxNxH: jnp.ndarray, k_BxKxSxH: jnp.ndarray, v_BxKxSxH: jnp.ndarra
   b, t, n, h = q_BxTxNxH.shape
   k = k_BxKxSxH.shape[1]
   # Both products run head-major (B x K x G x T x ...), with one transpose of the queries in
-  # and one of the output back: on one CPU core this is about a third faster than letting
-  # the einsums read and write B x T x K x G x H (SmolLM2's 9 x 128 x 128 scores with the
-  # query RoPE: 0.60 ms against 0.89). Scaling the queries (B x T x N x H) costs less than
-  # scaling the scores (B x N x T x S).
+  # and one of the output back. Letting the einsums read and write B x T x K x G x H
+  # instead took 2.3x as long on one CPU core (SmolLM2's 9 x 128 x 128 scores: 0.86 ms
+  # against 0.38; `python benchmarks/forward_parts.py`). Scaling the queries (B x T x N x H)
+  # costs less than scaling the scores (B x N x T x S).
   q_BxKxGxTxH = (q_BxTxNxH * (1.0 / jnp.sqrt(h)).astype(q_BxTxNxH.dtype)).reshape(
       b, t, k, n // k, h).transpose(0, 2, 3, 1, 4)
   blocks = [(k_BxKxSxH, v_BxKxSxH, mask_BxTxS), *more]

@@ -22,8 +22,8 @@ def forward(graphdef, params, tokens_BxT, positions_BxT=None, cache: KVCache | N
   Args:
     graphdef, params: from `nnx.split(model, nnx.Param)`.
     tokens_BxT: int token ids.
-    positions_BxT: RoPE positions; default `arange(T)` for every row (or, with a cache,
-      each row's length plus `arange(T)`).
+    positions_BxT: RoPE positions, B x T or 1 x T (the same for every row); default
+      `arange(T)` (or, with a cache, each row's length plus `arange(T)`).
     cache: None for a plain causal forward; a `KVCache` for prefill or decode.
     num_valid_B: how many of the T tokens of each row are real (the rest are right
       padding); only used to advance the cache lengths. Default: all T.
@@ -44,7 +44,8 @@ def forward(graphdef, params, tokens_BxT, positions_BxT=None, cache: KVCache | N
   if positions_BxT is None:
     t = tokens_BxT.shape[1]
     # numpy, so RoPE's tables are constants of the program (`rope.tables`).
-    positions_BxT = np.broadcast_to(np.arange(t, dtype=np.int32), tokens_BxT.shape)
+    # One row (1 x T) broadcasts over the batch, so the tables are 1 x T x H.
+    positions_BxT = np.arange(t, dtype=np.int32)[None]
     if cache is not None:
       positions_BxT = positions_BxT + cache.lengths_B[:, None]
   model = nnx.merge(graphdef, params)
@@ -73,7 +74,7 @@ def prefill(graphdef, params, tokens_BxT, capacity: int, num_valid_B=None,
   if capacity < t:
     raise ValueError(f"prefill: capacity {capacity} is below the {t} tokens to write")
   if positions_BxT is None:
-    positions_BxT = np.broadcast_to(np.arange(t, dtype=np.int32), tokens_BxT.shape)
+    positions_BxT = np.arange(t, dtype=np.int32)[None]  # 1 x T: broadcasts over the batch
   model = nnx.merge(graphdef, params)
   logits, cache, _ = model(tokens_BxT, positions_BxT, None, num_valid_B, return_cache=True,
                            logits_at_B=logits_at_B)

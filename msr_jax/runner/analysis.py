@@ -113,8 +113,11 @@ def _ratio_arrays(runs_by_arm, arm, metric):
 
 
 def _ratio(na, nb, ta, tb):
+  """Gain on the novel items over gain on the training items. With no training gain the
+  ratio is undefined; it counts as -inf (no transfer shown), so a bootstrap resample that
+  drew no gain pulls the lower bound down instead of making the interval NaN."""
   denominator = ta.mean() - tb.mean()
-  return (na.mean() - nb.mean()) / denominator if abs(denominator) > 1e-12 else np.nan
+  return (na.mean() - nb.mean()) / denominator if abs(denominator) > 1e-12 else -np.inf
 
 
 def statistic_for(runs_by_arm, arm: str, metric: str, num_resamples: int, seed: int):

@@ -53,7 +53,10 @@ def paired_bootstrap(statistic, arrays: list[np.ndarray], num_resamples: int = 2
     items = {n: rng.integers(0, n, n) for n in item_counts}
     samples[r] = statistic(*[a[np.ix_(s, items[a.shape[1]])] for a in arrays])
   alpha = (1 - level) / 2
-  low, high = np.quantile(samples, [alpha, 1 - alpha])
+  # Interpolating next to an infinite sample gives NaN; without interpolation the bound is
+  # a resampled value (the default, linear, whenever every sample is finite).
+  method = "linear" if np.isfinite(samples).all() else "inverted_cdf"
+  low, high = np.quantile(samples, [alpha, 1 - alpha], method=method)
   return Interval(float(statistic(*arrays)), float(low), float(high), level)
 
 

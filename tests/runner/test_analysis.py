@@ -44,6 +44,23 @@ def test_transfer_ratio_threshold():
   assert r.outcome == analysis.SUPPORTED
 
 
+def test_transfer_ratio_interval_is_finite_below_when_a_resample_has_no_training_gain():
+  """One training item of ten learned, on one seed of three: many resamples draw no
+  training gain, where the ratio is undefined. The interval must not be NaN; those
+  resamples count as no transfer, so the lower bound is -inf and the claim fails."""
+  def run(seed):
+    train_final = [1.0] + [0.0] * 9 if seed == 0 else [0.0] * 10
+    return _run(seed, {"N": {"base": [0.0] * 10, "final": [1.0] + [0.0] * 9},
+                       "T": {"base": [0.0] * 10, "final": train_final}})
+  runs = {"a": [run(s) for s in range(3)]}
+  crit = {"kind": "threshold", "metric": "transfer_ratio:N/T", "arm": "a", "min": 0.8,
+          "ci_low_min": 0.5}
+  r = analysis.evaluate_criterion(crit, runs, num_resamples=300)
+  assert r.interval.estimate == pytest.approx(3.0)
+  assert r.interval.low == -np.inf and np.isfinite(r.interval.high)
+  assert r.outcome != analysis.SUPPORTED and "nan" not in r.detail
+
+
 def test_verdict_and_holm():
   S, N, I = analysis.SUPPORTED, analysis.NOT_SUPPORTED, analysis.INCONCLUSIVE
   mk = lambda o: analysis.CriterionResult("x", "k", "", None, o, 0.5)
