@@ -42,6 +42,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       "max_new_tokens": 12,
       "generate_batch_size": 64,
       "dream_weight": 0.5,         # share of dream examples when a cycle has dreams
+      # The trainer guard's drops count from the base model's retention score too
+      # ("base"), or only from each cycle's start and best ("cycle": a decline of a few
+      # points per cycle is never caught).
+      "guard_anchor": "base",
       "temperature": ml_collections.ConfigDict({
           "initial": 0.7, "minimum": 0.1, "maximum": 1.5, "target_failure": 0.3,
           "gain": 1.0}),

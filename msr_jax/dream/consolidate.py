@@ -17,7 +17,9 @@ Townworld and returns one dict per cycle (entry 0 is the base model's probes). A
            guard probes the retention score (mean knowledge and context accuracy) at the
            start and every `config.trainer.guard.every` steps of a cycle, and rolls the
            cycle back (halving the learning rate, or stopping the run) when it drops by
-           more than its threshold.
+           more than its threshold. With `config.dream.guard_anchor = "base"` the drop
+           is measured from the base model's score as well as the cycle's best, so a
+           decline spread over cycles is caught; "cycle" measures within each cycle only.
 
 Each cycle's dict is appended to `<run_dir>/dream_cycles.jsonl` (the file is rewritten
 atomically), its dream records go to `<run_dir>/dreams/cycle_<n>.jsonl` and its training
@@ -46,6 +48,10 @@ from msr_jax.memory import Experience, MemoryGraph, consolidate as memory_consol
 from msr_jax.world.world import World
 
 LOG_FILE = "dream_cycles.jsonl"
+# What the trainer's guard measures a cycle's drops from: "base" also from the base
+# model's retention score (a decline spread over cycles is caught), "cycle" only from the
+# cycle's own start and best.
+GUARD_ANCHORS = ("base", "cycle")
 
 
 @dataclasses.dataclass
@@ -195,6 +201,10 @@ def run_consolidation(config, base_params, setup: DreamSetup, run_dir: str | Non
   d = config.dream
   if d.mode not in dream_filter.MODES:
     raise ValueError(f"config.dream.mode: unknown {d.mode!r}, expected {dream_filter.MODES}")
+  anchor_mode = d.get("guard_anchor", "cycle")
+  if anchor_mode not in GUARD_ANCHORS:
+    raise ValueError(f"config.dream.guard_anchor: unknown {anchor_mode!r}, expected one of "
+                     f"{GUARD_ANCHORS}")
   if setup.graph.num_nodes() == 0:
     fill_memory(setup.graph, setup.real_records)
   real_keys = collide.real_keys(setup.real_records)
@@ -207,6 +217,7 @@ def run_consolidation(config, base_params, setup: DreamSetup, run_dir: str | Non
   params = _copy(base_params)
   entries = [{"cycle": 0, "probes": probe.summary(params),
               "memories": setup.graph.num_nodes()}]
+  anchor = retention(entries[0]["probes"]) if anchor_mode == "base" else None
   key = jax.random.key(int(config.seed))
   covered: set = set()
   log_path = os.path.join(run_dir, LOG_FILE)
@@ -225,7 +236,8 @@ def run_consolidation(config, base_params, setup: DreamSetup, run_dir: str | Non
     params, stats["train"] = training.train_cycle(
         config.trainer, setup, start, real_examples, dreams,
         seed=int(config.seed) * 1000 + cycle, dream_weight=float(d.dream_weight),
-        probe_fn=probe, run_dir=os.path.join(run_dir, "train", f"cycle_{cycle}"))
+        probe_fn=probe, run_dir=os.path.join(run_dir, "train", f"cycle_{cycle}"),
+        guard_anchor=anchor)
     stats["probes"] = probe.summary(params)
     stats.update(cycle=cycle, mode=d.mode, next_temperature=temperature.temperature,
                  n2_cells_covered=[list(c) for c in sorted(covered)],

@@ -67,14 +67,17 @@ def _draw_counts(config, sources, steps: int, batch_size: int) -> dict:
 
 def train_cycle(trainer: ml_collections.ConfigDict, setup, params,
                 real: Sequence[Example], dreams: Sequence[Example], *, seed: int,
-                dream_weight: float, probe_fn: Callable, run_dir: str):
-  """Runs one cycle's training; returns (new params, statistics)."""
+                dream_weight: float, probe_fn: Callable, run_dir: str,
+                guard_anchor: float | None = None):
+  """Runs one cycle's training; returns (new params, statistics). `guard_anchor`: the
+  score the trainer's guard measures drops from besides its own best (`QualityGuard`)."""
   sources = {REAL: list(real)}
   if dreams:
     sources[DREAM] = list(dreams)
   config = cycle_config(trainer, seed, bool(dreams), dream_weight)
   with config.unlocked():
     config.seed = int(seed)
+    config.guard.anchor = None if guard_anchor is None else float(guard_anchor)
   result = train_loop(config, sources, graphdef=setup.graphdef, params=params,
                       model_config=setup.model_config, probe_fn=probe_fn, run_dir=run_dir)
   lines = metrics_log.read(os.path.join(run_dir, "metrics.jsonl"))
@@ -91,8 +94,8 @@ def train_cycle(trainer: ml_collections.ConfigDict, setup, params,
       "skipped": int(result.summary["num_skipped"]),
       "drift_all": steps[-1].get("drift/all") if steps else None,
       "examples_real": int(counts.get(REAL, 0)), "examples_dream": int(counts.get(DREAM, 0)),
-      "guard": [{k: g.get(k) for k in ("step", "event", "score", "best_score", "drop")}
-                for g in guard],
+      "guard": [{k: g.get(k) for k in ("step", "event", "score", "best_score", "anchor",
+                                       "drop")} for g in guard],
       "rollbacks": int(result.summary["num_rollbacks"]),
       "stopped_by_guard": bool(result.summary["stopped_by_guard"]),
   }

@@ -7,7 +7,12 @@ The guard is host-side bookkeeping; the loop owns the arrays. Its rule:
   - a probe more than `threshold` below the best score triggers a rollback to the last
     good state, then `action`: "halve_lr" (the learning rate is halved for the rest of
     the run, cumulatively over rollbacks) or "stop". After `max_rollbacks` rollbacks the
-    next one also stops the run.
+    next one also stops the run;
+  - with an `anchor` (a score from outside the run: the base model's, when one job is
+    split into several trainer runs, as the dream loop's cycles are), drops are measured
+    from max(best score, anchor), so a decline spread over runs, each within the
+    threshold, is still caught; a run whose first probe is already more than `threshold`
+    below the anchor stops before its first update ("below_anchor").
 Every probe produces an event (a dict the loop writes to metrics.jsonl as type "guard")
 with the step and the numbers behind the decision. The state is JSON, so it is saved in
 every checkpoint and a resumed run decides exactly as an uninterrupted one.
@@ -34,7 +39,7 @@ class GuardState:
 class QualityGuard:
 
   def __init__(self, every: int, threshold: float, action: str = "halve_lr",
-               max_rollbacks: int = 3):
+               max_rollbacks: int = 3, anchor: float | None = None):
     if every < 0:
       raise ValueError(f"guard.every must be >= 0 (0 = off), got {every}")
     if not threshold >= 0:
@@ -43,6 +48,9 @@ class QualityGuard:
       raise ValueError(f"guard.action: unknown {action!r}, expected one of {ACTIONS}")
     self.every, self.threshold, self.action = every, float(threshold), action
     self.max_rollbacks = max_rollbacks
+    if anchor is not None and not math.isfinite(anchor):
+      raise ValueError(f"guard.anchor must be a finite score or None, got {anchor}")
+    self.anchor = None if anchor is None else float(anchor)
     self.state = GuardState()
 
   def due(self, step: int) -> bool:
@@ -51,16 +59,22 @@ class QualityGuard:
   def observe(self, step: int, score: float) -> dict:
     """Decides on a probe score. The returned event's "event" is one of:
     "baseline", "best" (take a new good copy), "ok", "rollback" (restore the good copy;
-    "stop" true when the run must end, "lr_factor" the factor to run on)."""
+    "stop" true when the run must end, "lr_factor" the factor to run on), "below_anchor"
+    (the first probe is already too far below the anchor: stop, nothing to restore)."""
     s = self.state
     event = {"type": "guard", "step": int(step), "score": float(score),
              "best_score": s.best_score, "best_step": s.best_step,
-             "threshold": self.threshold}
+             "threshold": self.threshold, "anchor": self.anchor}
     if s.best_score is None or (math.isfinite(score) and score > s.best_score):
-      event["event"] = "baseline" if s.best_score is None else "best"
+      first = s.best_score is None
+      event["event"] = "baseline" if first else "best"
       s.best_score, s.best_step, s.good_lr_factor = float(score), int(step), s.lr_factor
+      if first and self.anchor is not None and self.anchor - score > self.threshold:
+        s.stopped = True
+        event.update(event="below_anchor", drop=self.anchor - score, stop=True)
       return event
-    drop = s.best_score - score if math.isfinite(score) else math.inf
+    reference = s.best_score if self.anchor is None else max(s.best_score, self.anchor)
+    drop = reference - score if math.isfinite(score) else math.inf
     event["drop"] = drop
     if drop <= self.threshold:
       event["event"] = "ok"

@@ -113,7 +113,8 @@ def train_loop(config, sources: Mapping[str, Sequence] | None = None, *, graphde
   if pad_id is None:
     pad_id = model_config.pad_token_id or 0
   guard = QualityGuard(int(config.guard.every), float(config.guard.threshold),
-                       config.guard.action, int(config.guard.max_rollbacks))
+                       config.guard.action, int(config.guard.max_rollbacks),
+                       config.guard.get("anchor", None))
   if probe_fn is None and guard.every > 0:
     sources, held = setup.split_holdout(sources, int(config.guard.holdout_examples),
                                         int(config.seed))

@@ -44,6 +44,8 @@ def test_one_cycle_runs_and_logs_every_field(tmp_path):
   assert train["examples_real"] + train["examples_dream"] == 2 * 4
   # The trainer's guard probed retention before and after the cycle's steps.
   assert [g["step"] for g in train["guard"]] == [0, 2] and train["rollbacks"] == 0
+  # ... measuring drops from the base model's retention too (dream.guard_anchor "base").
+  assert all(abs(g["anchor"] - retention(base["probes"])) < 1e-12 for g in train["guard"])
   assert os.path.exists(os.path.join(out, "train", "cycle_1", "metrics.jsonl"))
   dreams, _ = read_records(os.path.join(out, "dreams", "cycle_1.jsonl"))
   assert len(dreams) == cycle["dreams"]

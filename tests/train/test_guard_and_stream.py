@@ -30,11 +30,41 @@ def test_guard_decisions_and_state_roundtrip():
     assert g.state.lr_factor == 0.5
 
 
+def test_anchored_guard_catches_a_decline_spread_over_runs():
+  """Retention over five dream cycles (each its own trainer run, start -> end), as a run of
+  `msr dream` measured it: no cycle drops by more than 0.05 from its own best, so guards
+  without an anchor never act; anchored to the base model's 0.946 the guard rolls back in
+  the third cycle, and a run that starts too far below the anchor stops at once."""
+  cycles = [(0.946, 0.948), (0.948, 0.925), (0.925, 0.893), (0.893, 0.859)]
+
+  def events(anchor):
+    out = []
+    for start, end in cycles:
+      guard = QualityGuard(every=30, threshold=0.05, anchor=anchor)
+      out.append((guard.observe(0, start)["event"], guard.observe(30, end)["event"]))
+    return out
+
+  assert events(None) == [("baseline", "best"), ("baseline", "ok"), ("baseline", "ok"),
+                          ("baseline", "ok")]
+  anchored = events(0.946)
+  assert anchored[:2] == [("baseline", "best"), ("baseline", "ok")]
+  assert anchored[2] == ("baseline", "rollback")           # 0.946 - 0.893 > 0.05
+  assert anchored[3][0] == "below_anchor"                  # 0.946 - 0.893 at the start
+  guard = QualityGuard(every=30, threshold=0.05, anchor=0.946)
+  event = guard.observe(0, 0.893)
+  assert event["stop"] and guard.state.stopped and event["drop"] == pytest.approx(0.053)
+  guard = QualityGuard(every=30, threshold=0.05, anchor=0.9)  # the run's own best counts
+  guard.observe(0, 0.99)
+  assert guard.observe(30, 0.93)["event"] == "rollback"
+
+
 def test_guard_rejects_bad_settings():
   with pytest.raises(ValueError, match="guard.action"):
     QualityGuard(every=1, threshold=0.1, action="panic")
   with pytest.raises(ValueError, match="guard.threshold"):
     QualityGuard(every=1, threshold=-1.0)
+  with pytest.raises(ValueError, match="guard.anchor"):
+    QualityGuard(every=1, threshold=0.1, anchor=math.nan)
 
 
 @pytest.mark.parametrize("replay_ratio", [0.0, 0.3])
