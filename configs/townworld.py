@@ -24,6 +24,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.final_lr_fraction = 0.05
   c.weight_decay = 0.01
   c.clip_norm = 1.0
+  # Packed rows: with the document mask, each record attends only within itself, from
+  # position 0, as probes and fine-tuning present it; without it, a record also sees the
+  # records packed before it in its row (whose weather, items and people are distractors).
+  c.document_mask = False
   # A second cosine cycle from the stage-1 weights with a fresh optimizer state.
   # Its mixture (overrides of c.mixture) asks up to 4 questions per note and moves weight
   # from knowledge (at 100% after stage 1) to decisions and told rules, the skills still

@@ -50,9 +50,14 @@ def attend(q_BxTxNxH: jnp.ndarray, k_BxKxSxH: jnp.ndarray, v_BxKxSxH: jnp.ndarra
   return out_BxKxGxTxH.transpose(0, 3, 1, 2, 4).reshape(b, t, n, h)
 
 
-def _causal(b: int, t: int) -> jnp.ndarray:
-  """B x T x T: token i attends to tokens 0..i of the same T new tokens."""
-  return jnp.broadcast_to(jnp.tril(jnp.ones((t, t), bool)), (b, t, t))
+def _causal(b: int, t: int, segment_ids_BxT=None) -> jnp.ndarray:
+  """B x T x T: token i attends to tokens 0..i of the same T new tokens (of its own
+  segment, where `segment_ids_BxT` marks packed documents)."""
+  mask_BxTxT = jnp.broadcast_to(jnp.tril(jnp.ones((t, t), bool)), (b, t, t))
+  if segment_ids_BxT is None:
+    return mask_BxTxT
+  segment_ids_BxT = jnp.asarray(segment_ids_BxT)
+  return mask_BxTxT & (segment_ids_BxT[:, :, None] == segment_ids_BxT[:, None, :])
 
 
 class Attention(nnx.Module):
@@ -71,7 +76,7 @@ class Attention(nnx.Module):
 
   def __call__(self, x_BxTxD, rope_tables, layer: int = 0, cache_k_LxBxKxSxH=None,
                cache_v_LxBxKxSxH=None, lengths_B=None, attend_slots: int | None = None,
-               write_cache: bool = True):
+               write_cache: bool = True, segment_ids_BxT=None):
     """Returns (output_BxTxD, keys, values): with a cache, the whole stacked cache with
     this layer's new entries written (row b at slot lengths_B[b]); without one, this
     layer's keys and values of the T new tokens (B x K x T x H). `rope_tables`: the new
@@ -82,6 +87,7 @@ class Attention(nnx.Module):
     `write_cache=False`: the new tokens attend over the cache's valid slots and each other
     without being written (the cache comes back unchanged): the decision pass of
     context-frozen training, whose gradient then never has the cache's size.
+    `segment_ids_BxT` (no cache only): packed documents; a token attends within its own.
     """
     c = self.config
     b, t, _ = x_BxTxD.shape
@@ -94,7 +100,9 @@ class Attention(nnx.Module):
     k = rope.rotate(k, *rope_tables)
     if cache_k_LxBxKxSxH is None:
       keys, values = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)
-      mask_BxTxS = _causal(b, t)
+      mask_BxTxS = _causal(b, t, segment_ids_BxT)
+    elif segment_ids_BxT is not None:
+      raise ValueError("segment_ids_BxT (packed documents) is for a forward without a cache")
     elif not write_cache:
       keys = cache_k_LxBxKxSxH[layer, :, :, :attend_slots]
       values = cache_v_LxBxKxSxH[layer, :, :, :attend_slots]

@@ -21,9 +21,11 @@ class Block(nnx.Module):
     self.mlp = MLP(config, rngs)
 
   def __call__(self, x_BxTxD, rope_tables, layer: int = 0, cache_k=None, cache_v=None,
-               lengths_B=None, attend_slots: int | None = None, write_cache: bool = True):
+               lengths_B=None, attend_slots: int | None = None, write_cache: bool = True,
+               segment_ids_BxT=None):
     attn_out, keys, values = self.attn(self.input_norm(x_BxTxD), rope_tables, layer,
-                                       cache_k, cache_v, lengths_B, attend_slots, write_cache)
+                                       cache_k, cache_v, lengths_B, attend_slots, write_cache,
+                                       segment_ids_BxT)
     x_BxTxD = x_BxTxD + attn_out
     x_BxTxD = x_BxTxD + self.mlp(self.post_attn_norm(x_BxTxD))
     return x_BxTxD, keys, values
@@ -45,7 +47,7 @@ class Decoder(nnx.Module):
   def __call__(self, tokens_BxT, positions_BxT, cache: KVCache | None = None,
                num_valid_B=None, return_hidden: bool = False, return_cache: bool = False,
                attend_slots: int | None = None, write_cache: bool = True,
-               logits_at_B=None):
+               logits_at_B=None, segment_ids_BxT=None):
     """Returns (logits_BxTxV float32, new cache or None, hidden states or None).
 
     With a cache, the new tokens are written into it and attend to everything in it.
@@ -58,6 +60,8 @@ class Decoder(nnx.Module):
     back for that position only, as logits_Bx1xV. A prefill that only samples the next
     token skips the LM head over the rest (for SmolLM2's 49k vocabulary that head is a
     fifth of a 128-token prefill's FLOPs).
+    `segment_ids_BxT`: without a cache, rows packed with several documents; attention
+    stays within each (the caller gives each document's positions from 0).
     Hidden states, when asked for, are the residual stream after each block,
     stacked as hidden_LxBxTxD (before the final norm).
     """
@@ -65,10 +69,12 @@ class Decoder(nnx.Module):
     rope_tables = rope.tables(positions_BxT, self.config)  # Once for all layers.
     hidden, new_k, new_v = [], [], []
     k_LxBxKxSxH, v_LxBxKxSxH = (None, None) if cache is None else cache[:2]
+    if segment_ids_BxT is not None and return_cache:
+      raise ValueError("segment_ids_BxT (packed documents) cannot make a KV cache")
     for i, block in enumerate(self.layers):
       lengths_B = None if cache is None else cache.lengths_B
       x_BxTxD, keys, values = block(x_BxTxD, rope_tables, i, k_LxBxKxSxH, v_LxBxKxSxH,
-                                    lengths_B, attend_slots, write_cache)
+                                    lengths_B, attend_slots, write_cache, segment_ids_BxT)
       if cache is not None:
         k_LxBxKxSxH, v_LxBxKxSxH = keys, values
       elif return_cache:

@@ -7,6 +7,7 @@ arguments, never constants baked into the compiled program.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
@@ -16,7 +17,7 @@ from msr_jax.model.cache import KVCache
 
 def forward(graphdef, params, tokens_BxT, positions_BxT=None, cache: KVCache | None = None,
             num_valid_B=None, return_hidden: bool = False, attend_slots: int | None = None,
-            write_cache: bool = True, logits_at_B=None):
+            write_cache: bool = True, logits_at_B=None, segment_ids_BxT=None):
   """Runs the decoder.
 
   Args:
@@ -35,12 +36,17 @@ def forward(graphdef, params, tokens_BxT, positions_BxT=None, cache: KVCache | N
       given. Context-frozen training's decision pass: its gradient never has cache size.
     logits_at_B: one index into the T tokens per row; logits come back for it alone
       (logits_Bx1xV).
+    segment_ids_BxT: rows packed with several documents (no cache), one id per
+      contiguous document: attention stays within each, and the default positions restart
+      at 0 at each document's first token, so every document is computed as if alone.
 
   Returns:
     (logits_BxTxV float32, cache or None) or, with return_hidden,
     (logits_BxTxV, cache, hidden_LxBxTxD).
   """
   tokens_BxT = jnp.asarray(tokens_BxT)
+  if positions_BxT is None and segment_ids_BxT is not None:
+    positions_BxT = segment_positions(segment_ids_BxT)
   if positions_BxT is None:
     t = tokens_BxT.shape[1]
     # numpy, so RoPE's tables are constants of the program (`rope.tables`).
@@ -51,10 +57,23 @@ def forward(graphdef, params, tokens_BxT, positions_BxT=None, cache: KVCache | N
   model = nnx.merge(graphdef, params)
   logits, new_cache, hidden = model(tokens_BxT, positions_BxT, cache, num_valid_B,
                                     return_hidden, attend_slots=attend_slots,
-                                    write_cache=write_cache, logits_at_B=logits_at_B)
+                                    write_cache=write_cache, logits_at_B=logits_at_B,
+                                    segment_ids_BxT=segment_ids_BxT)
   if return_hidden:
     return logits, new_cache, hidden
   return logits, new_cache
+
+
+def segment_positions(segment_ids_BxT):
+  """Each token's index within its contiguous segment (0 at every segment's start)."""
+  segment_ids_BxT = jnp.asarray(segment_ids_BxT)
+  t = segment_ids_BxT.shape[1]
+  index_BxT = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), segment_ids_BxT.shape)
+  starts_BxT = jnp.concatenate(
+      [jnp.ones_like(segment_ids_BxT[:, :1], bool),
+       segment_ids_BxT[:, 1:] != segment_ids_BxT[:, :-1]], axis=1)
+  start_index_BxT = jax.lax.cummax(jnp.where(starts_BxT, index_BxT, 0), axis=1)
+  return index_BxT - start_index_BxT
 
 
 def prefill(graphdef, params, tokens_BxT, capacity: int, num_valid_B=None,

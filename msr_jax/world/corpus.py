@@ -105,18 +105,22 @@ def records(world: World, seed: int, mixture: Mixture) -> Iterator[Record]:
 
 
 def pack(stream: Iterator[Record], adapter, batch_size: int, seq_len: int,
-         pad_id: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-  """Packs tokenized records into (tokens_BxL int32, loss_mask_BxL float32) batches.
+         pad_id: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+  """Packs tokenized records into (tokens_BxL int32, loss_mask_BxL float32,
+  segments_BxL int32) batches.
 
   The mask marks the positions whose *next* token is trained on (shifted by one), so a
   step computes the loss of logits[:, t] against tokens[:, t + 1] where mask[:, t] is 1.
+  `segments_BxL` numbers the records of a row 1, 2, ... (0 for the padding after them):
+  with it, a step can keep attention within each record (`forward`'s `segment_ids_BxT`).
   """
   pending = None
   while True:
     tokens_BxL = np.full((batch_size, seq_len), pad_id, dtype=np.int32)
     mask_BxL = np.zeros((batch_size, seq_len), dtype=np.float32)
+    segments_BxL = np.zeros((batch_size, seq_len), dtype=np.int32)
     for b in range(batch_size):
-      t = 0
+      t, segment = 0, 1
       while True:
         if pending is None:
           pending = tokenize_record(next(stream), adapter)
@@ -127,6 +131,7 @@ def pack(stream: Iterator[Record], adapter, batch_size: int, seq_len: int,
           break
         tokens_BxL[b, t:t + n] = pending.tokens
         mask_BxL[b, t:t + n - 1] = pending.decision_mask[1:]
-        t += n
+        segments_BxL[b, t:t + n] = segment
+        t, segment = t + n, segment + 1
         pending = None
-    yield tokens_BxL, mask_BxL
+    yield tokens_BxL, mask_BxL, segments_BxL

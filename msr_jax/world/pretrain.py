@@ -27,17 +27,23 @@ WORLD_FILE = "townworld.json"  # read back by msr_jax.eval.probes_card
 STATS_FILE = "train_stats.json"
 
 
-def make_train_step(graphdef, tx: optax.GradientTransformation) -> Callable:
-  """(params, opt_state, tokens_BxL, mask_BxL) -> (params, opt_state, loss), jitted.
+def make_train_step(graphdef, tx: optax.GradientTransformation,
+                    document_mask: bool = False) -> Callable:
+  """(params, opt_state, tokens_BxL, mask_BxL, segments_BxL) -> (params, opt_state, loss),
+  jitted.
 
-  `mask_BxL[:, t]` is 1 where `tokens_BxL[:, t + 1]` is a trained target.
+  `mask_BxL[:, t]` is 1 where `tokens_BxL[:, t + 1]` is a trained target. With
+  `document_mask`, each packed record (`segments_BxL`, from `corpus.pack`) attends only
+  within itself from position 0, as the probes and every later stage see a record;
+  without it, a record also sees the records packed before it in its row.
   """
-  def loss_fn(params, tokens_BxL, mask_BxL):
-    logits_BxLxV, _ = forward(graphdef, params, tokens_BxL)
+  def loss_fn(params, tokens_BxL, mask_BxL, segments_BxL):
+    logits_BxLxV, _ = forward(graphdef, params, tokens_BxL,
+                              segment_ids_BxT=segments_BxL if document_mask else None)
     return masked_cross_entropy(logits_BxLxV[:, :-1], tokens_BxL[:, 1:], mask_BxL[:, :-1])
 
-  def step(params, opt_state, tokens_BxL, mask_BxL):
-    loss, grads = jax.value_and_grad(loss_fn)(params, tokens_BxL, mask_BxL)
+  def step(params, opt_state, tokens_BxL, mask_BxL, segments_BxL):
+    loss, grads = jax.value_and_grad(loss_fn)(params, tokens_BxL, mask_BxL, segments_BxL)
     updates, opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, loss
 
@@ -152,13 +158,13 @@ def _run_stage(cfg, stage, world, tok, config, graphdef, params, out_dir, offset
                log):
   tx = optimizer(stage, cfg.clip_norm, cfg.weight_decay)
   opt_state = tx.init(params)
-  step_fn = make_train_step(graphdef, tx)
+  step_fn = make_train_step(graphdef, tx, cfg.get("document_mask", False))
   data = batches(cfg, stage, world, tok)
   start, wall_before, tokens_before = time.time(), stats["wall_s"], stats["tokens"]
   last = offset + stage.steps
   for step in range(offset + 1, last + 1):
-    tokens_BxL, mask_BxL = next(data)
-    params, opt_state, loss = step_fn(params, opt_state, tokens_BxL, mask_BxL)
+    tokens_BxL, mask_BxL, segments_BxL = next(data)
+    params, opt_state, loss = step_fn(params, opt_state, tokens_BxL, mask_BxL, segments_BxL)
     stats["tokens"] += int(tokens_BxL.size)
     stats["trained_tokens"] += int(mask_BxL.sum())
     if step % cfg.log_every == 0 or step == last:

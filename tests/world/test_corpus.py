@@ -29,11 +29,17 @@ def test_pack_masks_exactly_the_next_token_of_decisions():
   tok = tokenizer.build()
   adapter = tokenizer.adapter(tok)
   stream = corpus.records(WORLD, 0, corpus.Mixture())
-  tokens_BxL, mask_BxL = next(corpus.pack(stream, adapter, 4, 128, tok.token_to_id("<pad>")))
-  assert tokens_BxL.shape == mask_BxL.shape == (4, 128)
+  tokens_BxL, mask_BxL, segments_BxL = next(
+      corpus.pack(stream, adapter, 4, 128, tok.token_to_id("<pad>")))
+  assert tokens_BxL.shape == mask_BxL.shape == segments_BxL.shape == (4, 128)
   eot, bos = tok.token_to_id("<eot>"), tok.token_to_id("<bos>")
   # Every row starts a record; every trained target ends in <eot> before the next <bos>.
   assert (tokens_BxL[:, 0] == bos).all()
   targets = tokens_BxL[:, 1:][mask_BxL[:, :-1] > 0]
   assert (targets == eot).sum() > 0 and (targets != tok.token_to_id("<pad>")).all()
   assert (np.diff(np.concatenate([[0], (tokens_BxL == bos).sum(1)])) != 0).any()
+  # Segments number the records of a row 1, 2, ... from each <bos>; padding is 0.
+  is_bos_BxL = tokens_BxL == bos
+  np.testing.assert_array_equal(
+      np.where(tokens_BxL == tok.token_to_id("<pad>"), 0, np.cumsum(is_bos_BxL, axis=1)),
+      segments_BxL)

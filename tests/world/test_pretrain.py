@@ -12,7 +12,7 @@ import optax
 import pytest
 from flax import nnx
 
-from msr_jax.model import Decoder, ModelConfig
+from msr_jax.model import Decoder, ModelConfig, forward
 from msr_jax.world import checkpoint, corpus, pretrain, tokenizer
 from msr_jax.world.world import World
 
@@ -25,18 +25,38 @@ def _tiny_config() -> ModelConfig:
       intermediate_size=64, num_layers=1, num_heads=2, num_kv_heads=2, head_dim=16)
 
 
-def test_train_step_lowers_the_masked_loss_on_a_fixed_batch():
+@pytest.mark.parametrize("document_mask", [False, True])
+def test_train_step_lowers_the_masked_loss_on_a_fixed_batch(document_mask):
   graphdef, params = nnx.split(Decoder(_tiny_config(), rngs=nnx.Rngs(0)), nnx.Param)
   stream = corpus.records(World.build(0), 0, corpus.Mixture())
-  tokens, mask = next(corpus.pack(stream, tokenizer.adapter(TOK), 4, 128, 0))
+  batch = next(corpus.pack(stream, tokenizer.adapter(TOK), 4, 128, 0))
   tx = optax.adam(1e-2)
-  step = pretrain.make_train_step(graphdef, tx)
+  step = pretrain.make_train_step(graphdef, tx, document_mask)
   opt_state = tx.init(params)
   losses = []
   for _ in range(8):
-    params, opt_state, loss = step(params, opt_state, tokens, mask)
+    params, opt_state, loss = step(params, opt_state, *batch)
     losses.append(float(loss))
   assert np.isfinite(losses).all() and losses[-1] < losses[0] - 0.5
+
+
+def test_document_mask_computes_each_packed_record_as_if_alone():
+  """The packed step's loss with the document mask equals the loss of each record run
+  alone from position 0 (a plain causal forward per record), summed over the batch."""
+  graphdef, params = nnx.split(Decoder(_tiny_config(), rngs=nnx.Rngs(3)), nnx.Param)
+  stream = corpus.records(World.build(0), 1, corpus.Mixture())
+  tokens_BxL, mask_BxL, segments_BxL = next(
+      corpus.pack(stream, tokenizer.adapter(TOK), 3, 128, 0))
+  assert (segments_BxL.max(1) >= 2).all()  # every row packs several records
+  packed_BxLxV, _ = forward(graphdef, params, tokens_BxL, segment_ids_BxT=segments_BxL)
+  plain_BxLxV, _ = forward(graphdef, params, tokens_BxL)
+  for b in range(tokens_BxL.shape[0]):
+    for segment in range(1, segments_BxL[b].max() + 1):
+      where = np.flatnonzero(segments_BxL[b] == segment)
+      alone_1xTxV, _ = forward(graphdef, params, tokens_BxL[b:b + 1, where])
+      np.testing.assert_allclose(packed_BxLxV[b, where], alone_1xTxV[0], atol=2e-5)
+      if segment > 1:  # without the mask a later record sees the ones before it
+        assert np.abs(plain_BxLxV[b, where] - alone_1xTxV[0]).max() > 1e-3
 
 
 def test_checkpoint_round_trip(tmp_path):
