@@ -83,9 +83,15 @@ def stages(cfg: ml_collections.ConfigDict) -> list[ml_collections.ConfigDict]:
 
 
 def model_config(cfg: ml_collections.ConfigDict, vocab_size: int) -> ModelConfig:
+  """The preset in `cfg.model.preset`, with any other `cfg.model` keys as overrides of its
+  fields (e.g. num_heads and head_dim, which the preset would otherwise keep)."""
   tok = tokenizer.build()
+  overrides = {k: v for k, v in cfg.model.items() if k != "preset"}
+  unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(ModelConfig)})
+  if unknown:
+    raise ValueError(f"config.model: unknown ModelConfig field(s) {unknown}")
   return dataclasses.replace(
-      ModelConfig.preset(cfg.model.preset, vocab_size=vocab_size),
+      ModelConfig.preset(cfg.model.preset, vocab_size=vocab_size, **overrides),
       bos_token_id=tok.token_to_id(tokenizer.BOS), eos_token_id=tok.token_to_id(tokenizer.EOT),
       pad_token_id=tok.token_to_id(tokenizer.PAD))
 

@@ -140,3 +140,15 @@ def test_each_stage_opens_with_its_own_mixture():
   assert kinds(first, 2) == [{question}, {question}]  # notes only
   assert kinds(second, 2) == [{request}, {request}]  # decisions and rules only
   assert any(question in k for k in kinds(second, 8)[2:])  # then the main mixture
+
+
+def test_model_config_takes_overrides_of_the_preset():
+  import ml_collections
+  cfg = ml_collections.ConfigDict({"model": {"preset": "townworld_tiny", "num_heads": 8,
+                                             "num_kv_heads": 8, "head_dim": 16}})
+  config = pretrain.model_config(cfg, TOK.get_vocab_size())
+  assert (config.num_heads, config.num_kv_heads, config.head_dim) == (8, 8, 16)
+  assert config.hidden_size == ModelConfig.preset("townworld_tiny", vocab_size=1).hidden_size
+  cfg.model.num_head = 4
+  with pytest.raises(ValueError, match=r"config.model: unknown .*num_head"):
+    pretrain.model_config(cfg, TOK.get_vocab_size())
