@@ -21,7 +21,7 @@ import numpy as np
 from msr_jax.data.tokenize import tokenize_record
 from msr_jax.model import forward
 from msr_jax.runner.townworld_arm import load_base
-from msr_jax.world import checkpoint, corpus, tokenizer
+from msr_jax.world import checkpoint, corpus, episodes, tokenizer
 
 
 def answer_type(record, kind: str) -> str:
@@ -42,6 +42,18 @@ def main() -> None:
   base = load_base(args.checkpoint)
   tok = tokenizer.load(os.path.join(args.checkpoint, checkpoint.TOKENIZER))
   logits_fn = jax.jit(lambda p, t: forward(base.graphdef, p, t)[0])
+
+  def teacher_forced(record):
+    """(wanted answer ids, argmax ids at the same positions) of the record's last answer."""
+    encoded = tokenize_record(record, base.adapter)
+    span = encoded.spans[-1]
+    length = -(-len(encoded.tokens) // 32) * 32  # Few shapes, few compilations.
+    tokens = np.full((1, length), base.pad_id, np.int32)
+    tokens[0, :len(encoded.tokens)] = encoded.tokens
+    predicted = np.asarray(jnp.argmax(logits_fn(base.params, tokens), -1))[0]
+    return (tokens[0, span.start:span.content_end],
+            predicted[span.start - 1:span.content_end - 1])
+
   rng, mixture = np.random.default_rng([99, 7]), corpus.Mixture()
   counts = collections.defaultdict(lambda: np.zeros(3))
   failures = []
@@ -51,14 +63,7 @@ def main() -> None:
   weather_hits = 0
   for kind in ["decision"] * args.n + ["rule"] * args.n:
     record = corpus.sample_record(base.world, rng, kind, "diag", mixture)
-    encoded = tokenize_record(record, base.adapter)
-    span = encoded.spans[-1]
-    length = -(-len(encoded.tokens) // 32) * 32  # Few shapes, few compilations.
-    tokens = np.full((1, length), base.pad_id, np.int32)
-    tokens[0, :len(encoded.tokens)] = encoded.tokens
-    predicted = np.asarray(jnp.argmax(logits_fn(base.params, tokens), -1))[0]
-    want = tokens[0, span.start:span.content_end]
-    got = predicted[span.start - 1:span.content_end - 1]
+    want, got = teacher_forced(record)
     hit = got == want
     for key in (answer_type(record, kind), f"{kind}: {record.meta['num_distractors']} distractors"):
       counts[(kind, key)] += [1, hit[0], hit.all()]
@@ -79,6 +84,31 @@ def main() -> None:
   for record, want, got in failures:
     print("\n" + " | ".join(m.content for m in record.messages[:-1]))
     print(f"  want: {want}\n  got:  {got} (teacher-forced argmax)")
+  note_recall(base, teacher_forced, tok, args.n)
+
+
+def note_recall(base, teacher_forced, tok, n: int) -> None:
+  """Wrong note-recall answers by what they are, per number of facts in the note."""
+  rng = np.random.default_rng([99, 8])
+  kinds = ("right", "other person's value", "asked person, other value", "not in the note")
+  counts = collections.defaultdict(collections.Counter)
+  for _ in range(n):
+    num_facts = int(rng.integers(2, 9))
+    record = episodes.note(base.world, rng, num_facts, "diag")
+    want, got = teacher_forced(record)
+    text = record.messages[0].content
+    body, _, question = text.partition(" question : ")
+    clauses = [c.split() for c in body.removeprefix("note : ").split(" . ")]
+    asked = next(w for w in question.split() if w[:1].isupper())  # Names are capitalised.
+    word = tok.decode(got[:1].tolist())
+    owners = {c[0] for c in clauses if word in c[1:]}
+    kind = (kinds[0] if (got == want).all() else kinds[2] if asked in owners
+            else kinds[1] if owners else kinds[3])
+    counts[num_facts][kind] += 1
+  print("\nnote recall, teacher-forced (what the first answer word is):")
+  print(f"{'facts':>5s} " + " ".join(f"{k:>26s}" for k in kinds))
+  for num_facts in sorted(counts):
+    print(f"{num_facts:5d} " + " ".join(f"{counts[num_facts][k]:26d}" for k in kinds))
 
 
 if __name__ == "__main__":

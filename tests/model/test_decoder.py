@@ -105,6 +105,36 @@ def test_logits_at_one_position_per_row_equal_the_full_logits_there():
   np.testing.assert_allclose(on_positions[:, 0], wanted_BxV, atol=1e-5, rtol=0)
 
 
+def test_segments_compute_each_packed_document_as_if_alone():
+  """GQA model, ragged documents (3 + 5 + 1 tokens, then a 2-token one in row 2): each
+  document's logits equal a forward of it alone; gradients do not cross documents."""
+  graphdef, params = _split(TINY)
+  tokens_BxT = _tokens((2, 9), TINY.vocab_size, seed=4)
+  segments_BxT = np.asarray([[1, 1, 1, 2, 2, 2, 2, 2, 3], [1, 1, 1, 1, 1, 1, 1, 2, 2]])
+  packed_BxTxV, _ = FWD(graphdef, params, tokens_BxT, segment_ids_BxT=segments_BxT)
+  for b in range(2):
+    for segment in np.unique(segments_BxT[b]):
+      where = np.flatnonzero(segments_BxT[b] == segment)
+      alone_1xTxV, _ = FWD(graphdef, params, tokens_BxT[b:b + 1, where])
+      np.testing.assert_allclose(packed_BxTxV[b, where], alone_1xTxV[0], atol=1e-5, rtol=0)
+  embed_1xTxD = nnx.merge(graphdef, params).embed(tokens_BxT[:1])
+
+  def last_of_second(x_1xTxD):  # document 2's last output, as a function of the inputs
+    model = nnx.merge(graphdef, params)
+    tables = rope.tables(jnp.asarray([[0, 1, 2, 0, 1, 2, 3, 4, 0]]), TINY)
+    for i, block in enumerate(model.layers):
+      x_1xTxD, _, _ = block(x_1xTxD, tables, i, segment_ids_BxT=segments_BxT[:1])
+    return x_1xTxD[0, 7].sum()
+
+  grad_TxD = jax.grad(last_of_second)(embed_1xTxD)[0]
+  assert np.abs(grad_TxD[3:8]).max() > 0
+  np.testing.assert_array_equal(grad_TxD[:3], 0.0)
+  np.testing.assert_array_equal(grad_TxD[8:], 0.0)
+  with pytest.raises(ValueError, match="segment_ids_BxT"):  # a cache has no documents
+    forward(graphdef, params, tokens_BxT, cache=init_cache(TINY, 2, 12),
+            segment_ids_BxT=segments_BxT)
+
+
 def test_reading_a_cache_without_writing_equals_writing_it():
   """`write_cache=False` (context-frozen's decision pass) gives the logits of the ordinary
   cached forward, for rows of different lengths, and hands the cache back untouched."""
