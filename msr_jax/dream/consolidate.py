@@ -201,7 +201,7 @@ def run_consolidation(config, base_params, setup: DreamSetup, run_dir: str | Non
   d = config.dream
   if d.mode not in dream_filter.MODES:
     raise ValueError(f"config.dream.mode: unknown {d.mode!r}, expected {dream_filter.MODES}")
-  anchor_mode = d.get("guard_anchor", "cycle")
+  anchor_mode = d.get("guard_anchor", "base")  # configs/dream.py's default
   if anchor_mode not in GUARD_ANCHORS:
     raise ValueError(f"config.dream.guard_anchor: unknown {anchor_mode!r}, expected one of "
                      f"{GUARD_ANCHORS}")
