@@ -27,7 +27,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Packed rows: with the document mask, each record attends only within itself, from
   # position 0, as probes and fine-tuning present it; without it, a record also sees the
   # records packed before it in its row (whose weather, items and people are distractors).
-  # After stage 1 it lifted K1 0.82 -> 1.00, K2 0.40 -> 0.93, R0 0.33 -> 0.45 (docs/townworld.md).
+  # After stage 1 it lifted K1 0.82 -> 1.00, K2 0.40 -> 0.93, R0 0.33 -> 0.45
+  # (docs/townworld.md).
   c.document_mask = True
   # A second cosine cycle from the stage-1 weights with a fresh optimizer state.
   # Its mixture (overrides of c.mixture) asks up to 4 questions per note and moves weight

@@ -54,7 +54,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.guard.threshold = 0.1          # rollback when score < best - threshold
   config.guard.action = "halve_lr"      # "halve_lr" | "stop"
   config.guard.max_rollbacks = 3
-  config.guard.anchor = None            # a score from outside the run; drops count from max(best, anchor)
+  config.guard.anchor = None            # a score from outside the run (None: none);
+                                        # drops then count from max(best, anchor)
   config.guard.holdout_examples = 32    # held out of training for the default probe
   config.guard.batch_size = 8
 

@@ -164,6 +164,7 @@ def _run_stage(cfg, stage, world, tok, config, graphdef, params, out_dir, offset
                log):
   tx = optimizer(stage, cfg.clip_norm, cfg.weight_decay)
   opt_state = tx.init(params)
+  # A config without the key predates the mask: its cards were built without it.
   step_fn = make_train_step(graphdef, tx, cfg.get("document_mask", False))
   data = batches(cfg, stage, world, tok)
   start, wall_before, tokens_before = time.time(), stats["wall_s"], stats["tokens"]

@@ -31,7 +31,7 @@ def test_guard_decisions_and_state_roundtrip():
 
 
 def test_anchored_guard_catches_a_decline_spread_over_runs():
-  """Retention over five dream cycles (each its own trainer run, start -> end), as a run of
+  """Retention over four dream cycles (each its own trainer run, start -> end), as a run of
   `msr dream` measured it: no cycle drops by more than 0.05 from its own best, so guards
   without an anchor never act; anchored to the base model's 0.946 the guard rolls back in
   the third cycle, and a run that starts too far below the anchor stops at once."""

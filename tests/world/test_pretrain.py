@@ -41,8 +41,8 @@ def test_train_step_lowers_the_masked_loss_on_a_fixed_batch(document_mask):
 
 
 def test_document_mask_computes_each_packed_record_as_if_alone():
-  """The packed step's loss with the document mask equals the loss of each record run
-  alone from position 0 (a plain causal forward per record), summed over the batch."""
+  """With the document mask, every packed record's logits equal those of a plain causal
+  forward of that record alone, from position 0; without it, later records differ."""
   graphdef, params = nnx.split(Decoder(_tiny_config(), rngs=nnx.Rngs(3)), nnx.Param)
   stream = corpus.records(World.build(0), 1, corpus.Mixture())
   tokens_BxL, mask_BxL, segments_BxL = next(
