@@ -5,7 +5,9 @@ answer, by answer type and by the number of distractor clauses in the note.
 
 Items are fresh pre-training decision episodes (R0) and told-rule episodes, drawn with
 their own seed (not the probe items), scored teacher-forced: "decision" is the share whose
-first answer token is the argmax, "exact" the share whose every answer token is.
+first answer token is the argmax, "exact" the share whose every answer token is. Beside
+R0 decisions and note recall it prints what a reader that binds no value to its clause
+scores (`msr_jax.eval.binding_free`), and recall on notes where only the subject decides.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from msr_jax.data.tokenize import tokenize_record
+from msr_jax.eval import binding_free
 from msr_jax.model import forward
 from msr_jax.runner.townworld_arm import load_base
 from msr_jax.world import checkpoint, corpus, episodes, tokenizer
@@ -55,7 +58,9 @@ def main() -> None:
             predicted[span.start - 1:span.content_end - 1])
 
   rng, mixture = np.random.default_rng([99, 7]), corpus.Mixture()
+  keyless = binding_free.keyless_decisions(base.world, seed=99)
   counts = collections.defaultdict(lambda: np.zeros(3))
+  keyless_hits = collections.defaultdict(list)
   failures = []
   # The weather word that ends "... because the weather is W" (told rules that fire on the
   # weather): wanted against predicted, to tell copying from guessing a frequent value.
@@ -67,6 +72,9 @@ def main() -> None:
     hit = got == want
     for key in (answer_type(record, kind), f"{kind}: {record.meta['num_distractors']} distractors"):
       counts[(kind, key)] += [1, hit[0], hit.all()]
+    if kind == "decision":
+      keyless_hits[record.meta["num_distractors"]].append(
+          keyless.get(binding_free.keyless_key(record)) == record.meta["answer"].split()[0])
     if kind == "rule" and "weather" in record.meta["answer"]:
       weather_want[tok.decode(want[-1:].tolist())] += 1
       weather_got[tok.decode(got[-1:].tolist())] += 1
@@ -76,6 +84,12 @@ def main() -> None:
   print(f"{'kind':9s} {'group':40s} {'n':>4s} {'decision':>8s} {'exact':>6s}")
   for (kind, key), (n, decision, exact) in sorted(counts.items()):
     print(f"{kind:9s} {key:40s} {int(n):4d} {decision / n:8.2f} {exact / n:6.2f}")
+  print("\nR0 decision word against a reader that binds no clause (the best decision from "
+        "the note's condition and relation values alone):")
+  for k in sorted(keyless_hits):
+    model = counts[("decision", f"decision: {k} distractors")]
+    print(f"  {k} distractors: model {model[1] / model[0]:.2f}, "
+          f"binding-free {np.mean(keyless_hits[k]):.2f} (n {len(keyless_hits[k])})")
   n_weather = sum(weather_want.values())
   if n_weather:
     print(f"\nweather word after a fired rule (teacher-forced): {weather_hits / n_weather:.2f} "
@@ -92,9 +106,11 @@ def note_recall(base, teacher_forced, tok, n: int) -> None:
   rng = np.random.default_rng([99, 8])
   kinds = ("right", "other person's value", "asked person, other value", "not in the note")
   counts = collections.defaultdict(collections.Counter)
+  type_only = collections.defaultdict(list)
   for _ in range(n):
     num_facts = int(rng.integers(2, 9))
     record = episodes.note(base.world, rng, num_facts, "diag")
+    type_only[num_facts].append(binding_free.type_only_recall(record))
     want, got = teacher_forced(record)
     text = record.messages[0].content
     body, _, question = text.partition(" question : ")
@@ -106,9 +122,20 @@ def note_recall(base, teacher_forced, tok, n: int) -> None:
             else kinds[1] if owners else kinds[3])
     counts[num_facts][kind] += 1
   print("\nnote recall, teacher-forced (what the first answer word is):")
-  print(f"{'facts':>5s} " + " ".join(f"{k:>26s}" for k in kinds))
+  print(f"{'facts':>5s} " + " ".join(f"{k:>26s}" for k in kinds) + "  type-only reader")
   for num_facts in sorted(counts):
-    print(f"{num_facts:5d} " + " ".join(f"{counts[num_facts][k]:26d}" for k in kinds))
+    print(f"{num_facts:5d} " + " ".join(f"{counts[num_facts][k]:26d}" for k in kinds)
+          + f"  {np.mean(type_only[num_facts]) * sum(counts[num_facts].values()):16.1f}")
+  # Every fact one attribute of another visitor: the value's kind tells nothing, so only a
+  # model that binds values to subjects beats 1 / facts.
+  print("\nnotes of one attribute (only the subject decides), first answer word:")
+  for num_facts in (2, 4, 8):
+    hits = []
+    for _ in range(60):
+      want, got = teacher_forced(
+          episodes.note(base.world, rng, num_facts, "diag", same_attribute=True))
+      hits.append(want[0] == got[0])
+    print(f"  {num_facts} facts: {np.mean(hits):.2f} (chance {1 / num_facts:.2f}, n 60)")
 
 
 if __name__ == "__main__":

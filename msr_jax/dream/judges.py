@@ -40,7 +40,6 @@ from msr_jax.memory.record_json import record_text
 from msr_jax.model import forward
 from msr_jax.sample.prompts import pad_prompts
 from msr_jax.world import lexicon, policy
-from msr_jax.world import templates as T
 
 
 class Verdict(NamedTuple):
@@ -86,9 +85,8 @@ def _situation(scenario: Scenario) -> policy.Situation:
 
 
 _ANSWER = re.compile(r"^(\S+) because (.+)$")
-_WEATHER = re.compile("^" + T.WEATHER_CLAUSE.format(w=r"(\S+)") + "$")
-_CONDITION = re.compile("^" + T.CONDITION_CLAUSE.format(i=r"(\S+)", c=r"(\S+)") + "$")
-_RELATION = re.compile("^" + T.RELATION_CLAUSE.format(n=r"(\S+)", r=r"(\S+)") + "$")
+_WEATHER, _CONDITION, _RELATION = (policy.WEATHER_PATTERN, policy.CONDITION_PATTERN,
+                                   policy.RELATION_PATTERN)
 
 
 def format_problems(situation: policy.Situation, clauses: Sequence[str],

@@ -18,9 +18,8 @@ from msr_jax.data.records import Record
 from msr_jax.world import lexicon, policy
 from msr_jax.world import templates as T
 
-_WEATHER = re.compile("^" + T.WEATHER_CLAUSE.format(w=r"(\S+)") + "$")
-_CONDITION = re.compile("^" + T.CONDITION_CLAUSE.format(i=r"(\S+)", c=r"(\S+)") + "$")
-_RELATION = re.compile("^" + T.RELATION_CLAUSE.format(n=r"(\S+)", r=r"(\S+)") + "$")
+_WEATHER, _CONDITION, _RELATION = (policy.WEATHER_PATTERN, policy.CONDITION_PATTERN,
+                                   policy.RELATION_PATTERN)
 
 
 def _request_pattern(template: str) -> re.Pattern:

@@ -36,7 +36,13 @@ class Mixture:
   rule: float = 0.13
   note_facts: tuple[int, int] = (2, 6)  # inclusive range of facts per note
   note_questions: int = 1  # at most this many questions per note (one per fact)
+  # The share of notes whose facts all state one attribute of different visitors
+  # (`episodes.note`'s `same_attribute`): recall by the clause's subject, not the value's kind.
+  note_same_attribute: float = 0.0
   max_distractors: int = 5
+  # At most this many requests per decision and told-rule episode: follow-ups ask about
+  # other people and items the note states (`episodes.decision`'s `follow_ups`).
+  decision_requests: int = 1
   p_rule_fires: float = 0.5
 
   def probabilities(self) -> np.ndarray:
@@ -68,10 +74,11 @@ def sample_record(world: World, rng: np.random.Generator, kind: str, uid: str,
   if kind == "note":
     low, high = mixture.note_facts
     k = int(rng.integers(low, high + 1))
-    if mixture.note_questions > 1:  # (no extra draw otherwise: streams stay reproducible)
-      return episodes.note(world, rng, k, uid,
-                           int(rng.integers(1, min(k, mixture.note_questions) + 1)))
-    return episodes.note(world, rng, k, uid)
+    # (No extra draws at the defaults: streams stay reproducible.)
+    same = bool(mixture.note_same_attribute > 0 and rng.random() < mixture.note_same_attribute)
+    questions = (int(rng.integers(1, min(k, mixture.note_questions) + 1))
+                 if mixture.note_questions > 1 else 1)
+    return episodes.note(world, rng, k, uid, questions, same_attribute=same)
   if kind == "counterfactual":
     person = world.qa_train[int(rng.integers(len(world.qa_train)))]
     return episodes.counterfactual_note(world, rng, person, uid,
@@ -79,17 +86,20 @@ def sample_record(world: World, rng: np.random.Generator, kind: str, uid: str,
   if kind == "items":
     return episodes.item_facts(rng, uid)
   k = int(rng.integers(mixture.max_distractors + 1))
+  # (No extra draw with one request: streams stay reproducible.)
+  follow_ups = (int(rng.integers(mixture.decision_requests))
+                if mixture.decision_requests > 1 else 0)
   if kind == "decision":
     situation = episodes.sample_situation(
         rng, people=world.people, cells=world.cells(held_out=False)
         + world.cells(held_out=True), templates=tuple(range(len(episodes.T.REQUEST))),
         num_distractors=k)
-    return episodes.decision(rng, situation, uid)
+    return episodes.decision(rng, situation, uid, follow_ups=follow_ups)
   if kind == "rule":
     rule = world.pretrain_rules[int(rng.integers(len(world.pretrain_rules)))]
     fires = bool(rng.random() < mixture.p_rule_fires)
     return episodes.decision(rng, rule_situation(world, rng, rule, fires, k), uid,
-                             told_rule=rule)
+                             told_rule=rule, follow_ups=follow_ups)
   raise ValueError(f"unknown record kind {kind!r}; expected one of {KINDS}")
 
 

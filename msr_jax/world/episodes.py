@@ -53,21 +53,32 @@ def _note_question(facts: list[tuple[str, str, str]], asked: int) -> str:
 
 
 def note(world: World, rng: np.random.Generator, num_facts: int, uid: str,
-         num_questions: int = 1) -> Record:
+         num_questions: int = 1, same_attribute: bool = False) -> Record:
   """A note of `num_facts` facts about never-seen visitors and questions about them.
 
   The first question follows the note in the same user message; further questions (at
   most one per fact) are follow-up turns, each answer trained: more recall signal per
   note read. `meta["answer"]` is the first answer.
+
+  With `same_attribute`, every fact states one attribute, each of another visitor with a
+  different value: a value of the asked kind no longer identifies the answer, only its
+  clause's subject does (the binding that note recall gets wrong).
   """
-  visitors = rng.choice(len(world.visitors), size=min(num_facts, 3), replace=False)
-  keys = set()
-  while len(keys) < num_facts:  # Distinct (visitor, attribute) pairs.
-    keys.add((int(rng.choice(visitors)), int(rng.integers(len(lexicon.ATTRIBUTES)))))
-  facts = []
-  for v, a in sorted(keys):
-    attribute = lexicon.ATTRIBUTES[a]
-    facts.append((world.visitors[v], attribute, str(rng.choice(lexicon.VALUES[attribute]))))
+  if same_attribute:
+    attribute = lexicon.ATTRIBUTES[int(rng.integers(len(lexicon.ATTRIBUTES)))]
+    visitors = rng.choice(len(world.visitors), size=num_facts, replace=False)
+    values = rng.choice(lexicon.VALUES[attribute], size=num_facts, replace=False)
+    facts = [(world.visitors[int(v)], attribute, str(x)) for v, x in zip(visitors, values)]
+  else:
+    visitors = rng.choice(len(world.visitors), size=min(num_facts, 3), replace=False)
+    keys = set()
+    while len(keys) < num_facts:  # Distinct (visitor, attribute) pairs.
+      keys.add((int(rng.choice(visitors)), int(rng.integers(len(lexicon.ATTRIBUTES)))))
+    facts = []
+    for v, a in sorted(keys):
+      attribute = lexicon.ATTRIBUTES[a]
+      facts.append((world.visitors[v], attribute,
+                    str(rng.choice(lexicon.VALUES[attribute]))))
   facts = [facts[i] for i in rng.permutation(len(facts))]
   asked = int(rng.integers(num_facts))
   answer = facts[asked][2]
@@ -145,11 +156,15 @@ def sample_situation(rng: np.random.Generator, *, people, cells, templates,
 
 def decision(rng: np.random.Generator, situation: policy.Situation, uid: str, *,
              told_rule: policy.Rule | None = None, default_rule: policy.Rule | None = None,
-             meta: dict | None = None) -> Record:
+             meta: dict | None = None, follow_ups: int = 0) -> Record:
   """A decision episode: [rule note], note + request, `DECISION because EVIDENCE`.
 
   `told_rule` is stated in a system message (the fast system); `default_rule` is a rule the
   answer follows without being told (R1 as a learnt behaviour). At most one may be given.
+  `follow_ups` further requests (as many as the note allows) are follow-up turns, each
+  from another (person, item) pair whose clauses the note states, each answer trained:
+  one request's distractors are another's evidence, so answering all of them needs each
+  value read from its own clause. The meta describes the first request.
   """
   if told_rule is not None and default_rule is not None:
     raise ValueError("give a told rule or a default rule, not both")
@@ -160,6 +175,10 @@ def decision(rng: np.random.Generator, situation: policy.Situation, uid: str, *,
   user = f"{T.NOTE_HEADER} {' . '.join(clauses)} . {T.REQUEST_HEADER} {request}"
   decided = policy.answer(situation, rule)
   messages = [("user", user), ("assistant", policy.answer_text(decided))]
+  for other in _follow_up_situations(rng, situation, follow_ups):
+    request = T.REQUEST[other.template].format(n=other.requester, i=other.item)
+    messages += [("user", f"{T.REQUEST_HEADER} {request}"),
+                 ("assistant", policy.answer_text(policy.answer(other, rule)))]
   if told_rule is not None:
     messages.insert(0, ("system", told_rule.text()))
   info = {"kind": "decision", "cell": list(situation.cell), "requester": situation.requester,
@@ -170,3 +189,17 @@ def decision(rng: np.random.Generator, situation: policy.Situation, uid: str, *,
           "rule": None if rule is None else rule.text()}
   info.update(meta or {})
   return _record(uid, messages, info)
+
+
+def _follow_up_situations(rng: np.random.Generator, situation: policy.Situation,
+                          count: int) -> list[policy.Situation]:
+  """Up to `count` other requests on `situation`'s note: distinct (person, item) pairs, in
+  any request template (only pre-training asks follow-ups, and it sees every template)."""
+  if count <= 0:  # No draw: streams without follow-ups stay what they were.
+    return []
+  conditions, relations = situation.stated()
+  pairs = [(p, i) for p in sorted(relations) for i in sorted(conditions)
+           if (p, i) != (situation.requester, situation.item)]
+  chosen = rng.permutation(len(pairs))[:count]
+  return [situation.with_request(*pairs[int(k)], int(rng.integers(len(T.REQUEST))))
+          for k in chosen]

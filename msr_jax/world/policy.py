@@ -10,9 +10,16 @@ teach later, R1, is one such rule learnt as a default instead of being told.
 from __future__ import annotations
 
 import dataclasses
+import re
 
 from msr_jax.world import lexicon
 from msr_jax.world import templates as T
+
+# The situation clauses as patterns, for reading a note back. "the weather is W" also has
+# the shape of a condition clause; a reader checks the weather pattern first.
+WEATHER_PATTERN = re.compile("^" + T.WEATHER_CLAUSE.format(w=r"(\S+)") + "$")
+CONDITION_PATTERN = re.compile("^" + T.CONDITION_CLAUSE.format(i=r"(\S+)", c=r"(\S+)") + "$")
+RELATION_PATTERN = re.compile("^" + T.RELATION_CLAUSE.format(n=r"(\S+)", r=r"(\S+)") + "$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +42,33 @@ class Situation:
     return (T.WEATHER_CLAUSE.format(w=self.weather),
             T.CONDITION_CLAUSE.format(i=self.item, c=self.condition),
             T.RELATION_CLAUSE.format(n=self.requester, r=self.relation))
+
+  def stated(self) -> tuple[dict[str, str], dict[str, str]]:
+    """(item -> condition, person -> relation) for every item and person the note states:
+    the situation's own and its distractors'."""
+    conditions, relations = {self.item: self.condition}, {self.requester: self.relation}
+    for clause in self.distractors:
+      condition, relation = CONDITION_PATTERN.match(clause), RELATION_PATTERN.match(clause)
+      if condition and condition[1] in lexicon.ITEMS:
+        conditions.setdefault(condition[1], condition[2])
+      elif relation:
+        relations.setdefault(relation[1], relation[2])
+    return conditions, relations
+
+  def with_request(self, requester: str, item: str, template: int) -> "Situation":
+    """The same note with another request: a person and an item that the note states.
+
+    The clauses that were the situation's own become distractors, and the new
+    requester's and item's clauses leave them, so the note's clause set is unchanged.
+    """
+    conditions, relations = self.stated()
+    if item not in conditions or requester not in relations:
+      raise ValueError(f"the note states no clause for {requester!r} or the {item!r}")
+    new = Situation(self.weather, item, conditions[item], requester, relations[requester],
+                    template)
+    own = set(new.clauses())
+    note = self.clauses()[1:] + self.distractors  # Every clause but the weather.
+    return dataclasses.replace(new, distractors=tuple(c for c in note if c not in own))
 
 
 def item_category(item: str) -> str:

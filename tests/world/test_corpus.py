@@ -6,6 +6,7 @@ import itertools
 
 import numpy as np
 
+from msr_jax.data.tokenize import tokenize_record
 from msr_jax.world import corpus, tokenizer
 from msr_jax.world.world import World
 
@@ -43,3 +44,16 @@ def test_pack_masks_exactly_the_next_token_of_decisions():
   np.testing.assert_array_equal(
       np.where(tokens_BxL == tok.token_to_id("<pad>"), 0, np.cumsum(is_bos_BxL, axis=1)),
       segments_BxL)
+
+
+def test_follow_up_requests_fit_the_pretraining_rows():
+  # Three requests per episode (the shipped recipe's most) at the most distractors must
+  # fit a 128-token row, or packing would raise.
+  tok = tokenizer.build()
+  adapter = tokenizer.adapter(tok)
+  mixture = corpus.Mixture(bio=0, qa=0, note=0, counterfactual=0, items=0, decision=1,
+                           rule=1, decision_requests=3)
+  records = list(itertools.islice(corpus.records(WORLD, 2, mixture), 600))
+  turns = [len(r.decision_indices()) for r in records]
+  assert max(turns) == 3 and min(turns) == 1
+  assert max(len(tokenize_record(r, adapter).tokens) for r in records) <= 128

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from msr_jax.world import behaviour, episodes, policy
+from msr_jax.data.records import Message, Record
+from msr_jax.dream.townworld import parse_situation
+from msr_jax.world import behaviour, episodes, lexicon, policy
 from msr_jax.world.world import World
 
 WORLD = World.build(0)
@@ -87,3 +89,61 @@ def test_multi_question_notes_answer_each_question_from_the_note():
     note = record.messages[0].content
     for message in record.messages[1::2]:
       assert f" {message.content} " in note
+
+
+def test_follow_up_requests_are_answered_from_the_same_note():
+  rng = np.random.default_rng(4)
+  seen_follow_ups, rule = 0, WORLD.pretrain_rules[0]
+  for n in range(60):
+    situation = episodes.sample_situation(
+        rng, people=WORLD.people, cells=WORLD.cells(held_out=False), templates=(0, 1, 2),
+        num_distractors=n % 6)
+    told = rule if n % 2 else None
+    record = episodes.decision(rng, situation, "f", told_rule=told, follow_ups=2)
+    turns = [m for m in record.messages if m.role != "system"]
+    note = turns[0].content.split(" . request : ")[0]
+    asked = set()
+    for user, assistant in zip(turns[0::2], turns[1::2]):
+      request = user.content.split("request : ")[1]
+      # An independent reading of the note with this request must give the same answer.
+      parsed = parse_situation(Record("f", (Message("user", f"{note} . request : {request}"),)))
+      assert policy.answer_text(policy.answer(parsed, told)) == assistant.content
+      assert assistant.content.split(" because ", 1)[1] in note
+      asked.add((parsed.requester, parsed.item))
+    # Distinct (person, item) pairs, as many as the note allows and at most 1 + 2.
+    conditions, relations = situation.stated()
+    assert len(asked) == len(turns) // 2 == min(3, len(conditions) * len(relations))
+    seen_follow_ups += len(turns) // 2 - 1
+  assert seen_follow_ups > 40
+
+
+def test_no_follow_ups_draw_nothing_more():
+  situation = policy.Situation("rainy", "kite", "fine", "Bako", "friend", 0,
+                               ("the lamp is broken", "Vozu is a stranger"))
+  a, b = np.random.default_rng(5), np.random.default_rng(5)
+  first = episodes.decision(a, situation, "d")
+  assert first == episodes.decision(b, situation, "d", follow_ups=0)
+  assert a.random() == b.random()
+  # The note's clause set is unchanged by another request, and its answer is R0's.
+  other = situation.with_request("Vozu", "lamp", 1)
+  assert set(other.clauses()[1:] + other.distractors) == set(
+      situation.clauses()[1:] + situation.distractors)
+  assert policy.r0_answer(other) == ("refuse", "the lamp is broken")
+
+
+def test_same_attribute_notes_bind_each_value_to_its_subject():
+  rng = np.random.default_rng(6)
+  for k in range(2, 9):
+    record = episodes.note(WORLD, rng, k, "s", num_questions=3, same_attribute=True)
+    note = record.messages[0].content.split(" question : ")[0]
+    facts = note[len("note : "):].rstrip(" .").split(" . ")
+    names = [f.split()[0] for f in facts]
+    values = [f.split()[-1] for f in facts]
+    # One attribute, k different visitors, k different values: only the subject decides.
+    assert len(facts) == k and len(set(names)) == k and len(set(values)) == k
+    assert all(n in WORLD.visitors for n in names)
+    kinds = {a for a, vs in lexicon.VALUES.items() if set(values) <= set(vs)}
+    assert len(kinds) == 1
+    for question, answer in zip(record.messages[0::2], record.messages[1::2]):
+      asked = next(n for n in names if f" {n} " in question.content.split("question : ")[-1])
+      assert answer.content == values[names.index(asked)]
