@@ -26,8 +26,12 @@ from msr_jax.world import templates as T
 from msr_jax.world.world import World
 
 
+def _first_user(record: Record) -> str:
+  return next(m.content for m in record.messages if m.role == "user")  # After any rule.
+
+
 def _note_clauses(record: Record, header: str) -> list[str]:
-  body = record.messages[0].content.split(f" . {header} ")[0]
+  body = _first_user(record).split(f" . {header} ")[0]
   return body.removeprefix(T.NOTE_HEADER + " ").split(" . ")
 
 
@@ -36,8 +40,8 @@ def type_only_recall(record: Record) -> float:
   among the note's values of the asked attribute (note facts use one template per
   attribute, so clauses of one attribute share every word but the subject and value)."""
   clauses = [c.removesuffix(" .").split() for c in _note_clauses(record, T.QUESTION_HEADER)]
-  question = record.messages[0].content.split(f" {T.QUESTION_HEADER} ")[1].split()
-  answer = record.messages[1].content
+  question = _first_user(record).split(f" {T.QUESTION_HEADER} ")[1].split()
+  answer = next(m.content for m in record.messages if m.role == "assistant")
   asked = [c for c in clauses if c[-1] == answer and c[0] in question]
   if len(asked) != 1:
     raise ValueError(f"record {record.id!r}: no single clause states the answer {answer!r}")

@@ -54,3 +54,12 @@ def test_keyless_decisions_are_exact_without_distractors_and_not_with_them():
     hits[k].append(decided == record.meta["answer"].split()[0])
   assert np.mean(hits[0]) == 1.0
   assert 0.5 < np.mean(hits[4]) < 0.9
+
+
+def test_keyless_key_reads_the_note_after_a_told_rule():
+  situation = policy.Situation("rainy", "kite", "fine", "Bako", "friend", 0,
+                               ("the lamp is broken",))
+  rng = np.random.default_rng(2)
+  told = episodes.decision(rng, situation, "r", told_rule=WORLD.pretrain_rules[0])
+  assert told.messages[0].role == "system"
+  assert binding_free.keyless_key(told) == (("broken", "fine"), ("friend",))
