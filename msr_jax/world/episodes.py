@@ -65,6 +65,10 @@ def note(world: World, rng: np.random.Generator, num_facts: int, uid: str,
   clause's subject does (the binding that note recall gets wrong).
   """
   if same_attribute:
+    most = min(len(lexicon.VALUES[a]) for a in lexicon.ATTRIBUTES)
+    if num_facts > most:
+      raise ValueError(f"a note of one attribute has at most {most} facts (one value each), "
+                       f"asked for num_facts={num_facts}")
     attribute = lexicon.ATTRIBUTES[int(rng.integers(len(lexicon.ATTRIBUTES)))]
     visitors = rng.choice(len(world.visitors), size=num_facts, replace=False)
     values = rng.choice(lexicon.VALUES[attribute], size=num_facts, replace=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from msr_jax.data.records import Message, Record
 from msr_jax.dream.townworld import parse_situation
@@ -147,3 +148,6 @@ def test_same_attribute_notes_bind_each_value_to_its_subject():
     for question, answer in zip(record.messages[0::2], record.messages[1::2]):
       asked = next(n for n in names if f" {n} " in question.content.split("question : ")[-1])
       assert answer.content == values[names.index(asked)]
+
+  with pytest.raises(ValueError, match="at most 12 facts"):
+    episodes.note(WORLD, rng, 13, "s", same_attribute=True)
