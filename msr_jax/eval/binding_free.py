@@ -51,17 +51,12 @@ def type_only_recall(record: Record) -> float:
 def keyless_key(record: Record) -> tuple[tuple[str, ...], tuple[str, ...]]:
   """(sorted condition values, sorted relation values) of a decision note: what a reader
   sees that knows the values but not which item or person each is about."""
-  conditions, relations = [], []
+  values = {"condition": [], "relation": []}
   for clause in _note_clauses(record, T.REQUEST_HEADER):
-    if policy.WEATHER_PATTERN.match(clause):
-      continue
-    condition = policy.CONDITION_PATTERN.match(clause)
-    relation = policy.RELATION_PATTERN.match(clause)
-    if condition:
-      conditions.append(condition[2])
-    elif relation:
-      relations.append(relation[2])
-  return tuple(sorted(conditions)), tuple(sorted(relations))
+    kind, _, value = policy.read_clause(clause) or (None, None, None)
+    if kind in values:
+      values[kind].append(value)
+  return tuple(sorted(values["condition"])), tuple(sorted(values["relation"]))
 
 
 def keyless_decisions(world: World, seed: int, count: int = 20_000,

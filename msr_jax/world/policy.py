@@ -22,6 +22,21 @@ CONDITION_PATTERN = re.compile("^" + T.CONDITION_CLAUSE.format(i=r"(\S+)", c=r"(
 RELATION_PATTERN = re.compile("^" + T.RELATION_CLAUSE.format(n=r"(\S+)", r=r"(\S+)") + "$")
 
 
+def read_clause(clause: str) -> tuple[str, str | None, str] | None:
+  """(kind, subject, value) of a situation clause: ("weather", None, W), ("condition",
+  ITEM, C) or ("relation", PERSON, R); None for anything else."""
+  weather = WEATHER_PATTERN.match(clause)
+  if weather and weather[1] in lexicon.WEATHERS:
+    return "weather", None, weather[1]
+  condition = CONDITION_PATTERN.match(clause)
+  if condition and condition[1] in lexicon.ITEMS:
+    return "condition", condition[1], condition[2]
+  relation = RELATION_PATTERN.match(clause)
+  if relation:
+    return "relation", relation[1], relation[2]
+  return None
+
+
 @dataclasses.dataclass(frozen=True)
 class Situation:
   weather: str
@@ -46,14 +61,13 @@ class Situation:
   def stated(self) -> tuple[dict[str, str], dict[str, str]]:
     """(item -> condition, person -> relation) for every item and person the note states:
     the situation's own and its distractors'."""
-    conditions, relations = {self.item: self.condition}, {self.requester: self.relation}
+    stated = {"condition": {self.item: self.condition},
+              "relation": {self.requester: self.relation}}
     for clause in self.distractors:
-      condition, relation = CONDITION_PATTERN.match(clause), RELATION_PATTERN.match(clause)
-      if condition and condition[1] in lexicon.ITEMS:
-        conditions.setdefault(condition[1], condition[2])
-      elif relation:
-        relations.setdefault(relation[1], relation[2])
-    return conditions, relations
+      kind, subject, value = read_clause(clause) or (None, None, None)
+      if kind in stated:
+        stated[kind].setdefault(subject, value)
+    return stated["condition"], stated["relation"]
 
   def with_request(self, requester: str, item: str, template: int) -> "Situation":
     """The same note with another request: a person and an item that the note states.
