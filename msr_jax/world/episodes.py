@@ -87,13 +87,18 @@ def note(world: World, rng: np.random.Generator, num_facts: int, uid: str,
   asked = int(rng.integers(num_facts))
   answer = facts[asked][2]
   messages = [("user", _note_question(facts, asked)), ("assistant", answer)]
+  order = [asked]
   if num_questions > 1:
-    others = [i for i in rng.permutation(num_facts) if i != asked][:num_questions - 1]
-    for i in others:
-      name, attribute, value = facts[int(i)]
+    order += [int(i) for i in rng.permutation(num_facts) if i != asked][:num_questions - 1]
+    for i in order[1:]:
+      name, attribute, value = facts[i]
       messages += [("user", f"{T.QUESTION_HEADER} {T.QUESTION[attribute].format(n=name)}"),
                    ("assistant", value)]
-  return _record(uid, messages, {"kind": "note", "num_facts": num_facts, "answer": answer})
+  # `facts` in note order and `asked` (the subject of each question in turn) let another
+  # rendering of the same note (`binding_tasks.pair_note`) keep its content.
+  return _record(uid, messages, {"kind": "note", "num_facts": num_facts, "answer": answer,
+                                 "facts": [list(f) for f in facts],
+                                 "asked": [facts[i][0] for i in order]})
 
 
 def counterfactual_note(world: World, rng: np.random.Generator, person: str, uid: str,
