@@ -57,6 +57,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Associative-recall warm-up: notes only, so in-context recall (which gates every skill
   # read from context: notes, copied evidence, told rules) forms before anything competes
   # with it. A note-heavy mix (55% notes) had not formed it after 1,200 steps.
+  # Stage 1 may open, before the notes, with this many batches of content copies (a random
+  # string, random filler, the string again: `msr_jax.world.binding_tasks`), the
+  # induction-head circuit that binding a value to its subject is built on. Alone, it forms
+  # in a 2-layer model by step 750 but not in 3 or 4 layers by step 1,500
+  # (`scripts/binding_formation.py induction`; docs/townworld.md).
+  c.induction_steps = 0
   c.warmup_recall_steps = 600
   c.warmup_mixture = ml_collections.ConfigDict({
       "bio": 0.0, "qa": 0.0, "note": 1.0, "counterfactual": 0.0, "items": 0.0,

@@ -15,12 +15,13 @@ from typing import Callable
 
 import jax
 import ml_collections
+import numpy as np
 import optax
 from flax import nnx
 
 from msr_jax.model import Decoder, ModelConfig, forward
 from msr_jax.train.losses import masked_cross_entropy
-from msr_jax.world import checkpoint, corpus, tokenizer
+from msr_jax.world import binding_tasks, checkpoint, corpus, tokenizer
 from msr_jax.world.world import World
 
 WORLD_FILE = "townworld.json"  # read back by msr_jax.eval.probes_card
@@ -70,7 +71,8 @@ def stages(cfg: ml_collections.ConfigDict) -> list[ml_collections.ConfigDict]:
       "lr": cfg.lr, "warmup_steps": cfg.warmup_steps, "steps": cfg.steps,
       "final_lr_fraction": cfg.final_lr_fraction,
       "opening_steps": cfg.warmup_recall_steps,
-      "opening_mixture": cfg.warmup_mixture.to_dict(), "stream_seed": cfg.seed * 2})
+      "opening_mixture": cfg.warmup_mixture.to_dict(), "stream_seed": cfg.seed * 2,
+      "induction_steps": cfg.get("induction_steps", 0)})
   out = [first]
   if cfg.stage2.steps > 0:
     out.append(ml_collections.ConfigDict({
@@ -98,7 +100,11 @@ def model_config(cfg: ml_collections.ConfigDict, vocab_size: int) -> ModelConfig
 
 def batches(cfg: ml_collections.ConfigDict, stage: ml_collections.ConfigDict, world: World,
             tok):
-  """The stage's opening batches, then its main mixture.
+  """The stage's induction batches, its opening batches, then its main mixture.
+
+  Stage 1 may start with `induction_steps` batches of content copies
+  (`binding_tasks.copy_rows`: a random string, random filler, the string again), where the
+  induction-head circuit forms that binding a note's value to its subject is built on.
 
   A stage opens with `opening_steps` batches of its `opening_mixture` (overrides of
   the main mixture): notes only in stage 1 (associative recall), the focus mixture in
@@ -111,6 +117,11 @@ def batches(cfg: ml_collections.ConfigDict, stage: ml_collections.ConfigDict, wo
                                cfg.batch_size, cfg.seq_len, pad)
   main_stream = corpus.pack(corpus.records(world, stage.stream_seed, main), adapter,
                             cfg.batch_size, cfg.seq_len, pad)
+  rng = np.random.default_rng([stage.stream_seed, 3])
+  low = max(tok.token_to_id(t) for t in tokenizer.SPECIAL_TOKENS) + 1
+  for _ in range(stage.get("induction_steps", 0)):
+    yield binding_tasks.copy_rows(rng, cfg.batch_size, cfg.seq_len, low, tok.get_vocab_size(),
+                                  tok.token_to_id(tokenizer.BOS), fixed_offset=False)
   for _ in range(stage.opening_steps):
     yield next(opening_stream)
   yield from main_stream

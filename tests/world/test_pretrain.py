@@ -142,6 +142,27 @@ def test_each_stage_opens_with_its_own_mixture():
   assert any(question in k for k in kinds(second, 8)[2:])  # then the main mixture
 
 
+def test_stage_one_can_open_with_content_copies_before_the_notes():
+  from msr_jax.runner.config import load_config
+  path = str(pathlib.Path(__file__).resolve().parents[2] / "configs" / "townworld.py")
+  cfg = load_config(path + ":smoke", ["--config.induction_steps=2",
+                                      "--config.warmup_recall_steps=1"])
+  first, second = pretrain.stages(cfg)
+  assert (first.induction_steps, second.get("induction_steps", 0)) == (2, 0)
+  world = World.build(cfg.world.seed, num_people=cfg.world.num_people)
+  data = pretrain.batches(cfg, first, world, TOK)
+  question = TOK.token_to_id("question")
+  for _ in range(2):
+    tokens, mask, segments = next(data)
+    assert question not in tokens  # random strings, not records
+    for row, mask_row in zip(tokens, mask):  # the masked targets repeat the row's string
+      marked = np.flatnonzero(mask_row)
+      n, second_copy = len(marked) + 1, marked[0]
+      np.testing.assert_array_equal(row[second_copy:second_copy + n], row[1:1 + n])
+    np.testing.assert_array_equal(segments, tokens != 0)
+  assert question in next(data)[0]  # then the notes warm-up
+
+
 def test_model_config_takes_overrides_of_the_preset():
   import ml_collections
   cfg = ml_collections.ConfigDict({"model": {"preset": "townworld_tiny", "num_heads": 8,
