@@ -2,12 +2,15 @@
 `msr_jax.world.binding_tasks.TASKS` and prints held-out accuracy as it trains.
 
   python scripts/binding_formation.py TASK [--steps 1500] [--lr 1e-3] [--batch-size 16]
-      [--facts 2,4] [--questions 4] [--model "{'num_layers': 6}"] [--every 250]
+      [--facts 2,4] [--questions 4] [--model "{'num_layers': 2}"] [--every 250]
+      [--induction-steps 1000]
 
 The model is `configs/townworld.py`'s (preset and overrides from --model), trained with
 its optimizer (AdamW, warm-up and cosine decay, clipping, weight decay) and document mask.
 Copy tasks print the share of second-copy tokens predicted (chance about 1/530); note
-tasks print, per note size, the share of first answers right (chance 1/facts). Figures
+tasks print, per note size, the share of first answers right (chance 1/facts). With
+--induction-steps, the run opens with that many batches of the `induction` task (counted
+in --steps, as `induction_steps` is in the recipe's stage 1). Figures
 from this script are in docs/townworld.md ("Below the binding").
 """
 
@@ -43,6 +46,8 @@ def main() -> None:
   parser.add_argument("--model", default="{}", help="ModelConfig overrides, a dict literal")
   parser.add_argument("--every", type=int, default=250)
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--induction-steps", type=int, default=0,
+                      help="open with this many content-copy batches")
   args = parser.parse_args()
 
   recipe = load_config_file("configs/townworld.py")  # the recipe's optimizer settings
@@ -64,15 +69,14 @@ def main() -> None:
   low = max(tok.token_to_id(s) for s in tokenizer.SPECIAL_TOKENS) + 1
   facts = tuple(int(x) for x in args.facts.split(","))
 
+  def copy_batches(fixed: bool, rng: np.random.Generator):
+    while True:
+      yield binding_tasks.copy_rows(rng, args.batch_size, seq_len, low, config.vocab_size,
+                                    bos, fixed)
+
   if args.task in ("offset", "induction"):
     fixed = args.task == "offset"
-    rng = np.random.default_rng([args.seed, 1])
-
-    def copy_batches():
-      while True:
-        yield binding_tasks.copy_rows(rng, args.batch_size, seq_len, low, config.vocab_size,
-                                      bos, fixed)
-    train = copy_batches()
+    train = copy_batches(fixed, np.random.default_rng([args.seed, 1]))
     eval_tokens, eval_mask, _ = binding_tasks.copy_rows(
         np.random.default_rng([args.seed, 2]), 128, seq_len, low, config.vocab_size, bos,
         fixed)
@@ -106,10 +110,12 @@ def main() -> None:
       return ", ".join(out)
 
   print(f"task {args.task}: {args.steps} steps, batch {args.batch_size}, lr {args.lr}, "
-        f"model {dict(recipe.model)}", flush=True)
+        f"model {dict(recipe.model)}, induction steps {args.induction_steps}", flush=True)
   start = time.time()
+  opening = copy_batches(False, np.random.default_rng([args.seed, 4]))
   for step in range(1, args.steps + 1):
-    params, opt_state, loss = step_fn(params, opt_state, *next(train))
+    batch = next(opening) if step <= args.induction_steps else next(train)
+    params, opt_state, loss = step_fn(params, opt_state, *batch)
     if step % args.every == 0 or step == args.steps:
       print(f"step {step:5d} loss {float(loss):.3f} {score(params)} "
             f"({(time.time() - start) / 60:.1f} min)", flush=True)
