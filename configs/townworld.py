@@ -1,6 +1,7 @@
 """Pre-training the Townworld base model (`msr pretrain --config configs/townworld.py`).
 
-`configs/townworld.py:smoke` is a few-step run for tests and CI.
+`configs/townworld.py:smoke` is a few-step run for tests and CI; `:binding` is the
+candidate recipe whose model binds a note's values to their subjects (docs/townworld.md).
 """
 
 from __future__ import annotations
@@ -77,6 +78,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.stage2.steps, c.stage2.warmup_steps, c.stage2.focus_steps = 2, 1, 1
     c.log_every, c.checkpoint_every = 1, 3
     c.out_dir = "runs/townworld_smoke"
+  elif arg == "binding":
+    # The candidate recipe that binds (docs/townworld.md, "Below the binding"): 2 layers,
+    # 1,000 content-copy steps, then 1,500 steps of notes of one attribute (only the
+    # subject decides), then the mixed phases with half the notes of one attribute.
+    c.model.num_layers = 2
+    c.induction_steps, c.warmup_recall_steps = 1000, 1500
+    c.steps = 4300  # the mixed phase of stage 1 keeps its 1,800 steps
+    c.warmup_mixture.note_same_attribute = 1.0
+    c.mixture.note_same_attribute = 0.5
+    c.out_dir = "runs/townworld_binding"
   elif arg not in (None, ""):
-    raise ValueError(f"configs/townworld.py: unknown argument {arg!r} (expected none or smoke)")
+    raise ValueError(f"configs/townworld.py: unknown argument {arg!r} "
+                     "(expected none, smoke or binding)")
   return c

@@ -163,6 +163,25 @@ def test_stage_one_can_open_with_content_copies_before_the_notes():
   assert question in next(data)[0]  # then the notes warm-up
 
 
+def test_binding_recipe_opens_with_copies_then_one_attribute_notes():
+  from msr_jax.runner.config import load_config
+  path = str(pathlib.Path(__file__).resolve().parents[2] / "configs" / "townworld.py")
+  cfg = load_config(path + ":binding")
+  first, _ = pretrain.stages(cfg)
+  assert (first.induction_steps, first.opening_steps, first.steps) == (1000, 1500, 4300)
+  assert pretrain.model_config(cfg, TOK.get_vocab_size()).num_layers == 2
+  world = World.build(cfg.world.seed, num_people=cfg.world.num_people)
+  first.induction_steps, first.opening_steps = 0, 1
+  notes = pretrain.batches(cfg, first, world, TOK)
+  opening = next(notes)[0]
+  verbs = {TOK.token_to_id(w) for w in ("lives", "works", "enjoys", "owns", "likes")}
+  records = [record for row in opening
+             for record in np.split(row, np.flatnonzero(row == TOK.token_to_id(tokenizer.BOS))[1:])]
+  assert len(records) > 16
+  # Every note of the opening states one attribute: one clause verb per record.
+  assert all(len(verbs & set(record.tolist())) == 1 for record in records)
+
+
 def test_model_config_takes_overrides_of_the_preset():
   import ml_collections
   cfg = ml_collections.ConfigDict({"model": {"preset": "townworld_tiny", "num_heads": 8,
