@@ -65,21 +65,17 @@ def main() -> None:
   step_fn = pretrain.make_train_step(graphdef, tx, document_mask=True)
   logits_fn = jax.jit(lambda p, t: forward(graphdef, p, t)[0])
   adapter, pad = tokenizer.adapter(tok), tok.token_to_id(tokenizer.PAD)
-  bos, seq_len = tok.token_to_id(tokenizer.BOS), recipe.seq_len
-  low = max(tok.token_to_id(s) for s in tokenizer.SPECIAL_TOKENS) + 1
+  seq_len = recipe.seq_len
   facts = tuple(int(x) for x in args.facts.split(","))
 
   def copy_batches(fixed: bool, rng: np.random.Generator):
-    while True:
-      yield binding_tasks.copy_rows(rng, args.batch_size, seq_len, low, config.vocab_size,
-                                    bos, fixed)
+    return binding_tasks.copy_stream(rng, tok, args.batch_size, seq_len, fixed)
 
   if args.task in ("offset", "induction"):
     fixed = args.task == "offset"
     train = copy_batches(fixed, np.random.default_rng([args.seed, 1]))
-    eval_tokens, eval_mask, _ = binding_tasks.copy_rows(
-        np.random.default_rng([args.seed, 2]), 128, seq_len, low, config.vocab_size, bos,
-        fixed)
+    eval_tokens, eval_mask, _ = next(binding_tasks.copy_stream(
+        np.random.default_rng([args.seed, 2]), tok, 128, seq_len, fixed))
 
     def score(p) -> str:
       predicted = np.asarray(jnp.argmax(logits_fn(p, eval_tokens), -1))

@@ -27,6 +27,7 @@ import numpy as np
 from msr_jax.data.records import Message, Record
 from msr_jax.world import episodes
 from msr_jax.world import templates as T
+from msr_jax.world import tokenizer
 from msr_jax.world.world import World
 
 TASKS = ("offset", "induction", "pairs", "note")
@@ -58,6 +59,16 @@ def copy_rows(rng: np.random.Generator, batch_size: int, seq_len: int, low: int,
     second = 1 + n + gap  # index of the second copy's first token
     mask_BxL[b, second:second + n - 1] = 1
   return tokens_BxL, mask_BxL, (tokens_BxL != 0).astype(np.int32)
+
+
+def copy_stream(rng: np.random.Generator, tok, batch_size: int, seq_len: int,
+                fixed_offset: bool) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+  """Endless `copy_rows` batches over every non-special token of the Townworld tokenizer
+  `tok` (the vocabulary's size is the model's)."""
+  low = max(tok.token_to_id(t) for t in tokenizer.SPECIAL_TOKENS) + 1
+  while True:
+    yield copy_rows(rng, batch_size, seq_len, low, tok.get_vocab_size(),
+                    tok.token_to_id(tokenizer.BOS), fixed_offset)
 
 
 def pair_note(world: World, rng: np.random.Generator, num_facts: int, uid: str,

@@ -117,11 +117,10 @@ def batches(cfg: ml_collections.ConfigDict, stage: ml_collections.ConfigDict, wo
                                cfg.batch_size, cfg.seq_len, pad)
   main_stream = corpus.pack(corpus.records(world, stage.stream_seed, main), adapter,
                             cfg.batch_size, cfg.seq_len, pad)
-  rng = np.random.default_rng([stage.stream_seed, 3])
-  low = max(tok.token_to_id(t) for t in tokenizer.SPECIAL_TOKENS) + 1
+  copies = binding_tasks.copy_stream(np.random.default_rng([stage.stream_seed, 3]), tok,
+                                     cfg.batch_size, cfg.seq_len, fixed_offset=False)
   for _ in range(stage.get("induction_steps", 0)):
-    yield binding_tasks.copy_rows(rng, cfg.batch_size, cfg.seq_len, low, tok.get_vocab_size(),
-                                  tok.token_to_id(tokenizer.BOS), fixed_offset=False)
+    yield next(copies)
   for _ in range(stage.opening_steps):
     yield next(opening_stream)
   yield from main_stream
