@@ -29,7 +29,7 @@ from flax import nnx
 from msr_jax.data.tokenize import tokenize_record
 from msr_jax.model import Decoder, forward
 from msr_jax.runner.config import load_config_file
-from msr_jax.world import binding_tasks, corpus, episodes, pretrain, tokenizer
+from msr_jax.world import binding_tasks, corpus, pretrain, tokenizer
 from msr_jax.world.world import World
 
 EVAL_SIZES = (2, 4, 6)
@@ -68,12 +68,10 @@ def main() -> None:
   seq_len = recipe.seq_len
   facts = tuple(int(x) for x in args.facts.split(","))
 
-  def copy_batches(fixed: bool, rng: np.random.Generator):
-    return binding_tasks.copy_stream(rng, tok, args.batch_size, seq_len, fixed)
-
   if args.task in ("offset", "induction"):
     fixed = args.task == "offset"
-    train = copy_batches(fixed, np.random.default_rng([args.seed, 1]))
+    train = binding_tasks.copy_stream(np.random.default_rng([args.seed, 1]), tok,
+                                      args.batch_size, seq_len, fixed)
     eval_tokens, eval_mask, _ = next(binding_tasks.copy_stream(
         np.random.default_rng([args.seed, 2]), tok, 128, seq_len, fixed))
 
@@ -87,10 +85,8 @@ def main() -> None:
     held_out = {}
     rng = np.random.default_rng([args.seed, 3])
     for k in EVAL_SIZES:
-      make = binding_tasks.pair_note if args.task == "pairs" else (
-          lambda w, r, n, u, q: episodes.note(w, r, n, u, q, same_attribute=True))
-      encoded = [tokenize_record(make(world, rng, k, f"eval-{k}-{i}", 1), adapter)
-                 for i in range(200)]
+      encoded = [tokenize_record(binding_tasks.record(world, rng, args.task, k, f"eval-{k}-{i}"),
+                                 adapter) for i in range(200)]
       tokens = np.full((len(encoded), max(len(e.tokens) for e in encoded)), pad, np.int32)
       for i, e in enumerate(encoded):
         tokens[i, :len(e.tokens)] = e.tokens
@@ -108,7 +104,8 @@ def main() -> None:
   print(f"task {args.task}: {args.steps} steps, batch {args.batch_size}, lr {args.lr}, "
         f"model {dict(recipe.model)}, induction steps {args.induction_steps}", flush=True)
   start = time.time()
-  opening = copy_batches(False, np.random.default_rng([args.seed, 4]))
+  opening = binding_tasks.copy_stream(np.random.default_rng([args.seed, 4]), tok,
+                                      args.batch_size, seq_len, fixed_offset=False)
   for step in range(1, args.steps + 1):
     batch = next(opening) if step <= args.induction_steps else next(train)
     params, opt_state, loss = step_fn(params, opt_state, *batch)

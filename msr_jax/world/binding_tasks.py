@@ -92,16 +92,22 @@ def pair_note(world: World, rng: np.random.Generator, num_facts: int, uid: str,
                 meta={**source.meta, "kind": "pair_note"})
 
 
+def record(world: World, rng: np.random.Generator, task: str, num_facts: int, uid: str,
+           num_questions: int = 1) -> Record:
+  """One `pairs` or `note` record."""
+  if task == "pairs":
+    return pair_note(world, rng, num_facts, uid, num_questions)
+  if task == "note":
+    return episodes.note(world, rng, num_facts, uid, num_questions, same_attribute=True)
+  raise ValueError(f"task {task!r} has no records; expected 'pairs' or 'note'")
+
+
 def records(world: World, seed: int, task: str, facts: tuple[int, int],
             num_questions: int) -> Iterator[Record]:
   """An endless seeded stream of `pairs` or `note` records of `facts` (inclusive) facts."""
-  if task not in ("pairs", "note"):
-    raise ValueError(f"task {task!r} has no records; expected 'pairs' or 'note'")
   rng = np.random.default_rng([seed, 11])
   n = 0
   while True:
     k = int(rng.integers(facts[0], facts[1] + 1))
-    uid = f"binding-{task}-{seed}-{n}"
-    yield (pair_note(world, rng, k, uid, num_questions) if task == "pairs"
-           else episodes.note(world, rng, k, uid, num_questions, same_attribute=True))
+    yield record(world, rng, task, k, f"binding-{task}-{seed}-{n}", num_questions)
     n += 1
