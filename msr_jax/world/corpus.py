@@ -43,6 +43,10 @@ class Mixture:
   # At most this many requests per decision and told-rule episode: follow-ups ask about
   # other people and items the note states (`episodes.decision`'s `follow_ups`).
   decision_requests: int = 1
+  # The share of decision and told-rule episodes with contrast distractors (at least one,
+  # each stating a value the requester's or the item's clause does not:
+  # `episodes.sample_situation`'s `contrast`), where only binding decides.
+  decision_contrast: float = 0.0
   p_rule_fires: float = 0.5
 
   def probabilities(self) -> np.ndarray:
@@ -53,14 +57,14 @@ class Mixture:
 
 
 def rule_situation(world: World, rng: np.random.Generator, rule: policy.Rule, fires: bool,
-                   num_distractors: int) -> policy.Situation:
+                   num_distractors: int, contrast: bool = False) -> policy.Situation:
   """A situation where `rule` fires, or a near miss (same weather or matching item)."""
   cells = [(i, w) for i in lexicon.ITEMS for w in lexicon.WEATHERS
            if (w == rule.weather and rule.matches_item(i)) == fires
            and (fires or w == rule.weather or rule.matches_item(i))]
   return episodes.sample_situation(rng, people=world.people, cells=cells,
                                    templates=tuple(range(len(episodes.T.REQUEST))),
-                                   num_distractors=num_distractors)
+                                   num_distractors=num_distractors, contrast=contrast)
 
 
 def sample_record(world: World, rng: np.random.Generator, kind: str, uid: str,
@@ -85,20 +89,21 @@ def sample_record(world: World, rng: np.random.Generator, kind: str, uid: str,
                                         num_other=int(rng.integers(0, 3)))
   if kind == "items":
     return episodes.item_facts(rng, uid)
-  k = int(rng.integers(mixture.max_distractors + 1))
-  # (No extra draw with one request: streams stay reproducible.)
+  # (No extra draw without contrast or with one request: streams stay reproducible.)
+  contrast = bool(mixture.decision_contrast > 0 and rng.random() < mixture.decision_contrast)
+  k = int(rng.integers(int(contrast), mixture.max_distractors + 1))
   follow_ups = (int(rng.integers(mixture.decision_requests))
                 if mixture.decision_requests > 1 else 0)
   if kind == "decision":
     situation = episodes.sample_situation(
         rng, people=world.people, cells=world.cells(held_out=False)
         + world.cells(held_out=True), templates=tuple(range(len(episodes.T.REQUEST))),
-        num_distractors=k)
+        num_distractors=k, contrast=contrast)
     return episodes.decision(rng, situation, uid, follow_ups=follow_ups)
   if kind == "rule":
     rule = world.pretrain_rules[int(rng.integers(len(world.pretrain_rules)))]
     fires = bool(rng.random() < mixture.p_rule_fires)
-    return episodes.decision(rng, rule_situation(world, rng, rule, fires, k), uid,
+    return episodes.decision(rng, rule_situation(world, rng, rule, fires, k, contrast), uid,
                              told_rule=rule, follow_ups=follow_ups)
   raise ValueError(f"unknown record kind {kind!r}; expected one of {KINDS}")
 

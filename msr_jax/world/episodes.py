@@ -131,10 +131,14 @@ def item_facts(rng: np.random.Generator, uid: str) -> Record:
 
 def sample_situation(rng: np.random.Generator, *, people, cells, templates,
                      num_distractors: int, p_broken: float = 0.25,
-                     p_stranger: float = 0.25) -> policy.Situation:
+                     p_stranger: float = 0.25, contrast: bool = False) -> policy.Situation:
   """A situation from the given people, (item, weather) cells and request templates.
 
-  Requester and distractor people are drawn from `people` only.
+  Requester and distractor people are drawn from `people` only. With `contrast`, every
+  distractor clause states a value of the other decision class than the situation's own
+  clause of its kind (the other condition; a stranger beside a friend or neighbour, and
+  the reverse), so the note's values alone no longer decide: only the clauses of the
+  requester and the item do (the binding R0 decisions get wrong; `msr_jax.eval.binding_free`).
   """
   item, weather = cells[int(rng.integers(len(cells)))]
   requester = people[int(rng.integers(len(people)))]
@@ -153,12 +157,17 @@ def sample_situation(rng: np.random.Generator, *, people, cells, templates,
       i = other_items[int(rng.integers(len(other_items)))]
       if i not in used_items:
         used_items.add(i)
-        distractors.append(T.CONDITION_CLAUSE.format(i=i, c=str(rng.choice(lexicon.CONDITIONS))))
+        conditions = ([c for c in lexicon.CONDITIONS if c != condition] if contrast
+                      else lexicon.CONDITIONS)
+        distractors.append(T.CONDITION_CLAUSE.format(i=i, c=str(rng.choice(conditions))))
     else:
       p = other_people[int(rng.integers(len(other_people)))]
       if p not in used_people:
         used_people.add(p)
-        distractors.append(T.RELATION_CLAUSE.format(n=p, r=str(rng.choice(lexicon.RELATIONS))))
+        # Contrast is in the decision's class: a stranger beside a friend or neighbour.
+        relations = (lexicon.RELATIONS if not contrast else ("stranger",)
+                     if relation != "stranger" else ("friend", "neighbour"))
+        distractors.append(T.RELATION_CLAUSE.format(n=p, r=str(rng.choice(relations))))
   return policy.Situation(weather, item, condition, requester, relation, template,
                           tuple(distractors))
 

@@ -7,7 +7,8 @@ import pytest
 
 from msr_jax.data.records import Message, Record
 from msr_jax.dream.townworld import parse_situation
-from msr_jax.world import behaviour, episodes, lexicon, policy
+from msr_jax.eval import binding_free
+from msr_jax.world import behaviour, corpus, episodes, lexicon, policy
 from msr_jax.world.world import World
 
 WORLD = World.build(0)
@@ -151,3 +152,28 @@ def test_same_attribute_notes_bind_each_value_to_its_subject():
 
   with pytest.raises(ValueError, match="at most 12 facts"):
     episodes.note(WORLD, rng, 13, "s", same_attribute=True)
+
+
+def test_contrast_distractors_leave_only_the_bound_clauses_to_decide():
+  rng = np.random.default_rng(7)
+  for n in range(120):
+    s = episodes.sample_situation(rng, people=WORLD.people, cells=WORLD.cells(held_out=False),
+                                  templates=(0,), num_distractors=1 + n % 5, contrast=True)
+    for clause in s.distractors:
+      kind, _, value = policy.read_clause(clause)
+      if kind == "condition":
+        assert value != s.condition, (s, clause)
+      else:
+        assert (value == "stranger") != (s.relation == "stranger"), (s, clause)
+  # A reader of the note's values alone (the binding-free majority decision, fitted on
+  # ordinary episodes) decides contrast episodes far worse than ordinary ones.
+  keyless = binding_free.keyless_decisions(WORLD, seed=3, count=4000)
+  def keyless_score(mixture, seed):
+    rng = np.random.default_rng(seed)
+    records = [corpus.sample_record(WORLD, rng, "decision", "c", mixture) for _ in range(400)]
+    records = [r for r in records if r.meta["num_distractors"] > 0]
+    return np.mean([keyless.get(binding_free.keyless_key(r)) == r.meta["answer"].split()[0]
+                    for r in records])
+  ordinary = keyless_score(corpus.Mixture(), 8)
+  contrast = keyless_score(corpus.Mixture(decision_contrast=1.0), 8)
+  assert ordinary > 0.7 and contrast < ordinary - 0.15, (ordinary, contrast)
