@@ -72,6 +72,13 @@ def main() -> None:
     hit = got == want
     for key in (answer_type(record, kind), f"{kind}: {record.meta['num_distractors']} distractors"):
       counts[(kind, key)] += [1, hit[0], hit.all()]
+    if kind == "decision" and answer_type(record, kind) == "refuse/stranger":
+      # Refusing a stranger needs the requester's own relation clause unless every
+      # relation clause in the note says stranger (then the values alone decide).
+      relations = binding_free.keyless_key(record)[1]
+      alone = "every relation a stranger" if set(relations) == {"stranger"} else (
+          "a friend or neighbour beside")
+      counts[(kind, f"refuse/stranger, {alone}")] += [1, hit[0], hit.all()]
     if kind == "decision":
       keyless_hits[record.meta["num_distractors"]].append(
           keyless.get(binding_free.keyless_key(record)) == record.meta["answer"].split()[0])
@@ -81,9 +88,9 @@ def main() -> None:
       weather_hits += int(hit[-1])
     if not hit.all() and len(failures) < args.examples:
       failures.append((record, tok.decode(want.tolist()), tok.decode(got.tolist())))
-  print(f"{'kind':9s} {'group':40s} {'n':>4s} {'decision':>8s} {'exact':>6s}")
+  print(f"{'kind':9s} {'group':48s} {'n':>4s} {'decision':>8s} {'exact':>6s}")
   for (kind, key), (n, decision, exact) in sorted(counts.items()):
-    print(f"{kind:9s} {key:40s} {int(n):4d} {decision / n:8.2f} {exact / n:6.2f}")
+    print(f"{kind:9s} {key:48s} {int(n):4d} {decision / n:8.2f} {exact / n:6.2f}")
   print("\nR0 decision word against a reader that binds no clause (the best decision from "
         "the note's condition and relation values alone):")
   for k in sorted(keyless_hits):
