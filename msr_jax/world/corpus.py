@@ -21,7 +21,8 @@ from msr_jax.world import lexicon
 from msr_jax.world import policy
 from msr_jax.world.world import World
 
-KINDS = ("bio", "qa", "note", "counterfactual", "items", "decision", "rule")
+# (A kind added later goes last with weight 0 by default, so older streams stay the same.)
+KINDS = ("bio", "qa", "note", "counterfactual", "items", "decision", "rule", "situation")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +35,8 @@ class Mixture:
   items: float = 0.02
   decision: float = 0.14
   rule: float = 0.13
+  # Decision notes with questions about their own clauses (`episodes.situation_questions`).
+  situation: float = 0.0
   note_facts: tuple[int, int] = (2, 6)  # inclusive range of facts per note
   note_questions: int = 1  # at most this many questions per note (one per fact)
   # The share of notes whose facts all state one attribute of different visitors
@@ -100,6 +103,11 @@ def sample_record(world: World, rng: np.random.Generator, kind: str, uid: str,
         + world.cells(held_out=True), templates=tuple(range(len(episodes.T.REQUEST))),
         num_distractors=k, contrast=contrast)
     return episodes.decision(rng, situation, uid, follow_ups=follow_ups)
+  if kind == "situation":
+    s = episodes.sample_situation(
+        rng, people=world.people, cells=world.cells(held_out=False)
+        + world.cells(held_out=True), templates=(0,), num_distractors=k, contrast=contrast)
+    return episodes.situation_questions(rng, s, uid, num_questions=1 + follow_ups)
   if kind == "rule":
     rule = world.pretrain_rules[int(rng.integers(len(world.pretrain_rules)))]
     fires = bool(rng.random() < mixture.p_rule_fires)

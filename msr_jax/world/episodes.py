@@ -209,6 +209,35 @@ def decision(rng: np.random.Generator, situation: policy.Situation, uid: str, *,
   return _record(uid, messages, info)
 
 
+def situation_questions(rng: np.random.Generator, situation: policy.Situation, uid: str,
+                        num_questions: int = 1) -> Record:
+  """A decision note followed by questions about its own clauses instead of a request:
+  "what is P ?" -> P's relation, "what is the T ?" -> the T's condition, at most one per
+  person or item the note states.
+
+  Each answer is one value read from its subject's clause: the two bindings an R0 decision
+  combines at its first word, learnt one at a time and on people's names.
+  """
+  clauses = list(situation.clauses()) + list(situation.distractors)
+  clauses = [clauses[i] for i in rng.permutation(len(clauses))]
+  conditions, relations = situation.stated()
+  subjects = [("relation", p, r) for p, r in sorted(relations.items())] + [
+      ("condition", i, c) for i, c in sorted(conditions.items())]
+  order = [int(k) for k in rng.permutation(len(subjects))[:num_questions]]
+  messages = []
+  for n, k in enumerate(order):
+    kind, subject, value = subjects[k]
+    question = (T.RELATION_QUESTION.format(n=subject) if kind == "relation"
+                else T.CONDITION_QUESTION.format(i=subject))
+    user = f"{T.QUESTION_HEADER} {question}"
+    if n == 0:
+      user = f"{T.NOTE_HEADER} {' . '.join(clauses)} . {user}"
+    messages += [("user", user), ("assistant", value)]
+  return _record(uid, messages, {"kind": "situation", "answer": messages[1][1],
+                                 "num_distractors": len(situation.distractors),
+                                 "asked": [subjects[k][1] for k in order]})
+
+
 def _follow_up_situations(rng: np.random.Generator, situation: policy.Situation,
                           count: int) -> list[policy.Situation]:
   """Up to `count` other requests on `situation`'s note: distinct (person, item) pairs, in

@@ -56,6 +56,11 @@ REQUEST: tuple[str, ...] = (
 
 ANSWER = "{d} because {e}"
 
+# Questions about a decision note's own clauses (a person's relation, an item's condition),
+# answered by the clause's value: the bindings a decision combines, asked one at a time.
+RELATION_QUESTION = "what is {n} ?"
+CONDITION_QUESTION = "what is the {i} ?"
+
 # Rules: "if the weather is W [and the item is SPEC] , D ." SPEC is a category or one item.
 RULE_WITH_SPEC = "if the weather is {w} and the item is {s} , {d} ."
 RULE_ANY_ITEM = "if the weather is {w} , {d} ."
@@ -67,6 +72,6 @@ ITEM_FACT = "the {i} is {a} item ."  # {a} is "an outdoor" or "an indoor"
 ALL_TEMPLATES: tuple[str, ...] = (
     *[t for ts in BIO.values() for t in ts], *QUESTION.values(), NOTE_HEADER, QUESTION_HEADER,
     REQUEST_HEADER, RULE_HEADER, WEATHER_CLAUSE, CONDITION_CLAUSE, RELATION_CLAUSE, *REQUEST,
-    ANSWER, RULE_WITH_SPEC, RULE_ANY_ITEM, *RULE_SPECS.values(), ITEM_FACT, "an outdoor",
+    ANSWER, RELATION_QUESTION, CONDITION_QUESTION, RULE_WITH_SPEC, RULE_ANY_ITEM, *RULE_SPECS.values(), ITEM_FACT, "an outdoor",
     "an indoor", "the {i}",
 )

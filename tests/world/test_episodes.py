@@ -177,3 +177,28 @@ def test_contrast_distractors_leave_only_the_bound_clauses_to_decide():
   ordinary = keyless_score(corpus.Mixture(), 8)
   contrast = keyless_score(corpus.Mixture(decision_contrast=1.0), 8)
   assert ordinary > 0.7 and contrast < ordinary - 0.15, (ordinary, contrast)
+
+
+def test_situation_questions_answer_each_subject_from_its_own_clause():
+  rng = np.random.default_rng(9)
+  mixture = corpus.Mixture(bio=0, qa=0, note=0, counterfactual=0, items=0, decision=0, rule=0,
+                           situation=1, decision_requests=4)
+  firsts = set()
+  for n in range(80):
+    record = corpus.sample_record(WORLD, rng, "situation", "s", mixture)
+    note = record.messages[0].content.split(" . question : ")[0].removeprefix("note : ")
+    stated = {}
+    for clause in note.split(" . "):
+      kind, subject, value = policy.read_clause(clause)
+      if kind != "weather":
+        stated[subject] = value
+    asked = []
+    for user, answer in zip(record.messages[0::2], record.messages[1::2]):
+      question = user.content.split("question : ")[1].split()
+      subject = question[-2]  # "what is P ?" / "what is the T ?"
+      assert answer.content == stated[subject], (record, subject)
+      asked.append(subject)
+    assert asked == record.meta["asked"] and len(set(asked)) == len(asked)
+    assert 1 <= len(asked) <= 4
+    firsts.add("person" if asked[0][0].isupper() else "item")
+  assert firsts == {"person", "item"}  # both kinds of question open a record
