@@ -1,7 +1,10 @@
 """Pre-training the Townworld base model (`msr pretrain --config configs/townworld.py`).
 
-`configs/townworld.py:smoke` is a few-step run for tests and CI; `:binding` is the
-candidate recipe whose model binds a note's values to their subjects (docs/townworld.md).
+The recipe binds a note's values to their subjects: 3 layers, opening with content copies
+(the induction-head circuit), then notes of one attribute, then the mixtures
+(docs/townworld.md, "Below the binding"). `:smoke` is a few-step run for tests and CI;
+`:two_layers` the 2-layer candidate before it, and `:four_layers` the recipe shipped until
+2026-12-02 (4 layers, no copy opening), both kept so the docs' figures can be rebuilt.
 """
 
 from __future__ import annotations
@@ -14,8 +17,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.seed = 0
   c.out_dir = "assets/townworld_base"
   c.world = ml_collections.ConfigDict({"seed": 0, "num_people": 240})
-  c.model = ml_collections.ConfigDict({"preset": "townworld_tiny"})
-  c.steps = 2400
+  # 3 layers, not townworld_tiny's 4: with 4, the content copy had not formed after 1,500
+  # copy steps; 3 form it by step 1,500 of 2,000, 2 by step 750 (docs/townworld.md).
+  c.model = ml_collections.ConfigDict({"preset": "townworld_tiny", "num_layers": 3})
+  # Stage 1: 2,000 copy steps, 1,500 notes-only steps, then 1,800 steps of the mixture.
+  c.steps = 5300
   c.batch_size = 16
   c.seq_len = 128
   # 1e-3, not 2e-3: at 2e-3 in-context recall (the induction-head transition) never
@@ -54,41 +60,48 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Relative weights of record kinds (see msr_jax.world.corpus.Mixture).
   c.mixture = ml_collections.ConfigDict({
       "bio": 0.30, "qa": 0.20, "note": 0.14, "counterfactual": 0.07, "items": 0.02,
-      "decision": 0.14, "rule": 0.13})
+      "decision": 0.14, "rule": 0.13, "note_same_attribute": 0.5})
   # Associative-recall warm-up: notes only, so in-context recall (which gates every skill
   # read from context: notes, copied evidence, told rules) forms before anything competes
   # with it. A note-heavy mix (55% notes) had not formed it after 1,200 steps.
   # Stage 1 may open, before the notes, with this many batches of content copies (a random
   # string, random filler, the string again: `msr_jax.world.binding_tasks`), the
   # induction-head circuit that binding a value to its subject is built on. Alone, it forms
-  # in a 2-layer model by step 750 but not in 3 or 4 layers by step 1,500
+  # in 2 layers by step 750, in 3 by step 1,500 of a 3,000-step schedule (not by the end of
+  # a 1,500-step one, whose learning rate has decayed), in 4 not by step 1,500
   # (`scripts/binding_formation.py induction`; docs/townworld.md).
-  c.induction_steps = 0
-  c.warmup_recall_steps = 600
+  c.induction_steps = 2000
+  # The notes warm-up states one attribute per note (only the subject decides which value
+  # answers), so binding forms: with notes of mixed attributes the value's kind answers most
+  # questions, and a model with the content copy still stayed on the plateau.
+  c.warmup_recall_steps = 1500
   c.warmup_mixture = ml_collections.ConfigDict({
       "bio": 0.0, "qa": 0.0, "note": 1.0, "counterfactual": 0.0, "items": 0.0,
-      "decision": 0.0, "rule": 0.0})
+      "decision": 0.0, "rule": 0.0, "note_same_attribute": 1.0})
   c.log_every = 25
   c.checkpoint_every = 300
   # Probes: the full set printed by `msr eval`; the reduced subset is checked by a test.
   c.probe_seed = 1234
   if arg == "smoke":
     c.steps, c.batch_size, c.seq_len = 3, 4, 128
-    c.warmup_recall_steps, c.warmup_steps = 1, 1
+    c.induction_steps, c.warmup_recall_steps, c.warmup_steps = 0, 1, 1
     c.stage2.steps, c.stage2.warmup_steps, c.stage2.focus_steps = 2, 1, 1
     c.log_every, c.checkpoint_every = 1, 3
     c.out_dir = "runs/townworld_smoke"
-  elif arg == "binding":
-    # The candidate recipe that binds (docs/townworld.md, "Below the binding"): 2 layers,
-    # 1,000 content-copy steps, then 1,500 steps of notes of one attribute (only the
-    # subject decides), then the mixed phases with half the notes of one attribute.
+  elif arg == "two_layers":
+    # The 2-layer candidate (C1 1.000, R0 0.795, rule 0.610; docs/townworld.md).
     c.model.num_layers = 2
-    c.induction_steps, c.warmup_recall_steps = 1000, 1500
-    c.steps = 4300  # the mixed phase of stage 1 keeps its 1,800 steps
-    c.warmup_mixture.note_same_attribute = 1.0
-    c.mixture.note_same_attribute = 0.5
-    c.out_dir = "runs/townworld_binding"
+    c.induction_steps, c.steps = 1000, 4300
+    c.out_dir = "runs/townworld_two_layers"
+  elif arg == "four_layers":
+    # The recipe shipped until 2026-12-02 (townworld_tiny's 4 layers, no copy opening,
+    # 600 steps of mixed notes; the plateau of docs/townworld.md).
+    del c.model.num_layers
+    c.induction_steps, c.warmup_recall_steps, c.steps = 0, 600, 2400
+    del c.warmup_mixture.note_same_attribute
+    del c.mixture.note_same_attribute
+    c.out_dir = "runs/townworld_four_layers"
   elif arg not in (None, ""):
     raise ValueError(f"configs/townworld.py: unknown argument {arg!r} "
-                     "(expected none, smoke or binding)")
+                     "(expected none, smoke, two_layers or four_layers)")
   return c

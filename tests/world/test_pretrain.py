@@ -163,13 +163,20 @@ def test_stage_one_can_open_with_content_copies_before_the_notes():
   assert question in next(data)[0]  # then the notes warm-up
 
 
-def test_binding_recipe_opens_with_copies_then_one_attribute_notes():
+def test_recipe_opens_with_copies_then_one_attribute_notes():
   from msr_jax.runner.config import load_config
   path = str(pathlib.Path(__file__).resolve().parents[2] / "configs" / "townworld.py")
-  cfg = load_config(path + ":binding")
+  cfg = load_config(path)
   first, _ = pretrain.stages(cfg)
-  assert (first.induction_steps, first.opening_steps, first.steps) == (1000, 1500, 4300)
-  assert pretrain.model_config(cfg, TOK.get_vocab_size()).num_layers == 2
+  assert (first.induction_steps, first.opening_steps, first.steps) == (2000, 1500, 5300)
+  assert pretrain.model_config(cfg, TOK.get_vocab_size()).num_layers == 3
+  # The variants kept for the docs' figures: the 2-layer candidate and the 4-layer recipe.
+  two, four = (load_config(f"{path}:{v}") for v in ("two_layers", "four_layers"))
+  assert pretrain.stages(two)[0].induction_steps == 1000
+  assert pretrain.model_config(two, TOK.get_vocab_size()).num_layers == 2
+  assert pretrain.stages(four)[0].induction_steps == 0
+  assert pretrain.model_config(four, TOK.get_vocab_size()).num_layers == 4
+  assert corpus.Mixture(**four.mixture.to_dict()).note_same_attribute == 0
   world = World.build(cfg.world.seed, num_people=cfg.world.num_people)
   first.induction_steps, first.opening_steps = 0, 1
   notes = pretrain.batches(cfg, first, world, TOK)
