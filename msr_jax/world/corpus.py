@@ -46,9 +46,9 @@ class Mixture:
   # At most this many requests per decision and told-rule episode: follow-ups ask about
   # other people and items the note states (`episodes.decision`'s `follow_ups`).
   decision_requests: int = 1
-  # The share of decision and told-rule episodes with contrast distractors (at least one,
-  # each stating a value the requester's or the item's clause does not:
-  # `episodes.sample_situation`'s `contrast`), where only binding decides.
+  # The share of decision, told-rule and situation episodes with contrast distractors (at
+  # least one, each of the other decision class than the requester's or the item's own
+  # clause: `episodes.sample_situation`'s `contrast`), where only binding decides.
   decision_contrast: float = 0.0
   p_rule_fires: float = 0.5
 
@@ -97,17 +97,18 @@ def sample_record(world: World, rng: np.random.Generator, kind: str, uid: str,
   k = int(rng.integers(int(contrast), mixture.max_distractors + 1))
   follow_ups = (int(rng.integers(mixture.decision_requests))
                 if mixture.decision_requests > 1 else 0)
-  if kind == "decision":
+  if kind in ("decision", "situation"):
+    # Every person and grid cell: pre-training's R0 episodes cover the held-out cells too.
+    # Situation questions have no request, so one template (its draw is the stream the
+    # documented runs used).
+    templates = (0,) if kind == "situation" else tuple(range(len(episodes.T.REQUEST)))
     situation = episodes.sample_situation(
         rng, people=world.people, cells=world.cells(held_out=False)
-        + world.cells(held_out=True), templates=tuple(range(len(episodes.T.REQUEST))),
-        num_distractors=k, contrast=contrast)
+        + world.cells(held_out=True), templates=templates, num_distractors=k,
+        contrast=contrast)
+    if kind == "situation":
+      return episodes.situation_questions(rng, situation, uid, num_questions=1 + follow_ups)
     return episodes.decision(rng, situation, uid, follow_ups=follow_ups)
-  if kind == "situation":
-    s = episodes.sample_situation(
-        rng, people=world.people, cells=world.cells(held_out=False)
-        + world.cells(held_out=True), templates=(0,), num_distractors=k, contrast=contrast)
-    return episodes.situation_questions(rng, s, uid, num_questions=1 + follow_ups)
   if kind == "rule":
     rule = world.pretrain_rules[int(rng.integers(len(world.pretrain_rules)))]
     fires = bool(rng.random() < mixture.p_rule_fires)

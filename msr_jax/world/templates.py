@@ -72,6 +72,6 @@ ITEM_FACT = "the {i} is {a} item ."  # {a} is "an outdoor" or "an indoor"
 ALL_TEMPLATES: tuple[str, ...] = (
     *[t for ts in BIO.values() for t in ts], *QUESTION.values(), NOTE_HEADER, QUESTION_HEADER,
     REQUEST_HEADER, RULE_HEADER, WEATHER_CLAUSE, CONDITION_CLAUSE, RELATION_CLAUSE, *REQUEST,
-    ANSWER, RELATION_QUESTION, CONDITION_QUESTION, RULE_WITH_SPEC, RULE_ANY_ITEM, *RULE_SPECS.values(), ITEM_FACT, "an outdoor",
-    "an indoor", "the {i}",
+    ANSWER, RELATION_QUESTION, CONDITION_QUESTION, RULE_WITH_SPEC, RULE_ANY_ITEM,
+    *RULE_SPECS.values(), ITEM_FACT, "an outdoor", "an indoor", "the {i}",
 )
