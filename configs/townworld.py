@@ -53,14 +53,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.stage2.focus_steps = 3000
   c.stage2.focus_mixture = ml_collections.ConfigDict({
       "bio": 0.1, "qa": 0.1, "note": 0.05, "counterfactual": 0.0, "items": 0.02,
-      "decision": 0.365, "rule": 0.365})
+      "decision": 0.365, "rule": 0.365, "situation": 0.2})
   c.stage2.mixture = ml_collections.ConfigDict({
       "bio": 0.14, "qa": 0.08, "note": 0.24, "counterfactual": 0.04, "items": 0.02,
-      "decision": 0.24, "rule": 0.24, "note_questions": 4})
+      "decision": 0.24, "rule": 0.24, "note_questions": 4, "situation": 0.1})
   # Relative weights of record kinds (see msr_jax.world.corpus.Mixture).
   c.mixture = ml_collections.ConfigDict({
       "bio": 0.30, "qa": 0.20, "note": 0.14, "counterfactual": 0.07, "items": 0.02,
-      "decision": 0.14, "rule": 0.13, "note_same_attribute": 0.5})
+      "decision": 0.14, "rule": 0.13, "note_same_attribute": 0.5, "situation": 0.1})
   # Associative-recall warm-up: notes only, so in-context recall (which gates every skill
   # read from context: notes, copied evidence, told rules) forms before anything competes
   # with it. A note-heavy mix (55% notes) had not formed it after 1,200 steps.
@@ -77,7 +77,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.warmup_recall_steps = 1500
   c.warmup_mixture = ml_collections.ConfigDict({
       "bio": 0.0, "qa": 0.0, "note": 1.0, "counterfactual": 0.0, "items": 0.0,
-      "decision": 0.0, "rule": 0.0, "note_same_attribute": 1.0})
+      "decision": 0.0, "rule": 0.0, "note_same_attribute": 1.0,
+      # A third of the warm-up asks about decision notes' own clauses ("what is P ?" ->
+      # stranger), so the requester's relation is bound before decisions are learnt:
+      # without it R0 stayed at 0.835, deciding a stranger's request at the base rate.
+      "situation": 0.5})
   c.log_every = 25
   c.checkpoint_every = 300
   # Probes: the full set printed by `msr eval`; the reduced subset is checked by a test.
@@ -92,7 +96,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # The 2-layer candidate (C1 1.000, R0 0.795, rule 0.610; docs/townworld.md).
     c.model.num_layers = 2
     c.induction_steps, c.steps = 1000, 4300
+    _without_situation_questions(c)
     c.out_dir = "runs/townworld_two_layers"
+  elif arg == "three_layers":
+    # The 3-layer base shipped on 2026-12-02 before situation questions (R0 0.835).
+    _without_situation_questions(c)
+    c.out_dir = "runs/townworld_three_layers"
   elif arg == "four_layers":
     # The recipe shipped until 2026-12-02 (townworld_tiny's 4 layers, no copy opening,
     # 600 steps of mixed notes; the plateau of docs/townworld.md).
@@ -100,8 +109,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.induction_steps, c.warmup_recall_steps, c.steps = 0, 600, 2400
     del c.warmup_mixture.note_same_attribute
     del c.mixture.note_same_attribute
+    _without_situation_questions(c)
     c.out_dir = "runs/townworld_four_layers"
   elif arg not in (None, ""):
     raise ValueError(f"configs/townworld.py: unknown argument {arg!r} "
-                     "(expected none, smoke, two_layers or four_layers)")
+                     "(expected none, smoke, three_layers, two_layers or four_layers)")
   return c
+
+
+def _without_situation_questions(c: ml_collections.ConfigDict) -> None:
+  for mixture in (c.warmup_mixture, c.mixture, c.stage2.focus_mixture, c.stage2.mixture):
+    del mixture.situation

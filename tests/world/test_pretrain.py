@@ -128,7 +128,7 @@ def test_each_stage_opens_with_its_own_mixture():
       "--config.warmup_recall_steps=2", "--config.stage2.focus_steps=2",
       "--config.stage2.focus_mixture.decision=0.5", "--config.stage2.focus_mixture.rule=0.5",
       *[f"--config.stage2.focus_mixture.{kind}=0.0"
-        for kind in ("bio", "qa", "note", "counterfactual", "items")]])
+        for kind in ("bio", "qa", "note", "counterfactual", "items", "situation")]])
   first, second = pretrain.stages(cfg)
   world = World.build(cfg.world.seed, num_people=cfg.world.num_people)
   question, request = TOK.token_to_id("question"), TOK.token_to_id("request")
@@ -169,6 +169,8 @@ def test_recipe_opens_with_copies_then_one_attribute_notes():
   cfg = load_config(path)
   first, _ = pretrain.stages(cfg)
   assert (first.induction_steps, first.opening_steps, first.steps) == (2000, 1500, 5300)
+  assert first.opening_mixture["situation"] == 0.5 and "situation" not in load_config(
+      f"{path}:three_layers").warmup_mixture
   assert pretrain.model_config(cfg, TOK.get_vocab_size()).num_layers == 3
   # The variants kept for the docs' figures: the 2-layer candidate and the 4-layer recipe.
   two, four = (load_config(f"{path}:{v}") for v in ("two_layers", "four_layers"))
@@ -185,8 +187,11 @@ def test_recipe_opens_with_copies_then_one_attribute_notes():
   records = [record for row in opening
              for record in np.split(row, np.flatnonzero(row == TOK.token_to_id(tokenizer.BOS))[1:])]
   assert len(records) > 16
-  # Every note of the opening states one attribute: one clause verb per record.
-  assert all(len(verbs & set(record.tolist())) == 1 for record in records)
+  # Every note of the opening states one attribute (one clause verb per record); the rest
+  # are situation questions, which state none and always carry the note's weather clause.
+  counts = [len(verbs & set(r.tolist())) for r in records]
+  assert set(counts) == {0, 1}
+  assert all(TOK.token_to_id("weather") in r for r, c in zip(records, counts) if c == 0)
 
 
 def test_model_config_takes_overrides_of_the_preset():
