@@ -1,10 +1,11 @@
 """Pre-training the Townworld base model (`msr pretrain --config configs/townworld.py`).
 
 The recipe binds a note's values to their subjects: 3 layers, opening with content copies
-(the induction-head circuit), then notes of one attribute, then the mixtures
-(docs/townworld.md, "Below the binding"). `:smoke` is a few-step run for tests and CI;
-`:two_layers` the 2-layer candidate before it, and `:four_layers` the recipe shipped until
-2026-12-02 (4 layers, no copy opening), both kept so the docs' figures can be rebuilt.
+(the induction-head circuit), then a warm-up of notes of one attribute and of questions
+about decision notes' own clauses, then the mixtures (docs/townworld.md). `:smoke` is a
+few-step run for tests and CI; `:three_layers` (no situation questions), `:two_layers` and
+`:four_layers` (the recipe shipped until 2026-12-02) are the earlier recipes, kept so the
+docs' figures can be rebuilt.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # 3 layers, not townworld_tiny's 4: with 4, the content copy had not formed after 1,500
   # copy steps; 3 form it by step 1,500 of 2,000, 2 by step 750 (docs/townworld.md).
   c.model = ml_collections.ConfigDict({"preset": "townworld_tiny", "num_layers": 3})
-  # Stage 1: 2,000 copy steps, 1,500 notes-only steps, then 1,800 steps of the mixture.
+  # Stage 1: 2,000 copy steps, 1,500 warm-up steps, then 1,800 steps of the mixture.
   c.steps = 5300
   c.batch_size = 16
   c.seq_len = 128
@@ -61,9 +62,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.mixture = ml_collections.ConfigDict({
       "bio": 0.30, "qa": 0.20, "note": 0.14, "counterfactual": 0.07, "items": 0.02,
       "decision": 0.14, "rule": 0.13, "note_same_attribute": 0.5, "situation": 0.1})
-  # Associative-recall warm-up: notes only, so in-context recall (which gates every skill
-  # read from context: notes, copied evidence, told rules) forms before anything competes
-  # with it. A note-heavy mix (55% notes) had not formed it after 1,200 steps.
+  # Associative-recall warm-up: notes and situation questions only, so in-context recall
+  # (which gates every skill read from context: notes, copied evidence, told rules) forms
+  # before anything competes with it. A note-heavy mix (55% notes) had not formed it after
+  # 1,200 steps.
   # Stage 1 may open, before the notes, with this many batches of content copies (a random
   # string, random filler, the string again: `msr_jax.world.binding_tasks`), the
   # induction-head circuit that binding a value to its subject is built on. Alone, it forms

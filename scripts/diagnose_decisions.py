@@ -70,9 +70,10 @@ def main() -> None:
     record = corpus.sample_record(base.world, rng, kind, "diag", mixture)
     want, got = teacher_forced(record)
     hit = got == want
-    for key in (answer_type(record, kind), f"{kind}: {record.meta['num_distractors']} distractors"):
+    group = answer_type(record, kind)
+    for key in (group, f"{kind}: {record.meta['num_distractors']} distractors"):
       counts[(kind, key)] += [1, hit[0], hit.all()]
-    if kind == "decision" and answer_type(record, kind) == "refuse/stranger":
+    if kind == "decision" and group == "refuse/stranger":
       # Refusing a stranger needs the requester's own relation clause unless every
       # relation clause in the note says stranger (then the values alone decide).
       relations = binding_free.keyless_key(record)[1]
