@@ -24,7 +24,7 @@ from msr_jax.data.tokenize import tokenize_record
 from msr_jax.eval import binding_free
 from msr_jax.model import forward
 from msr_jax.runner.townworld_arm import load_base
-from msr_jax.world import checkpoint, corpus, episodes, tokenizer
+from msr_jax.world import checkpoint, corpus, episodes, policy, tokenizer
 
 
 def answer_type(record, kind: str) -> str:
@@ -34,6 +34,18 @@ def answer_type(record, kind: str) -> str:
   if kind == "decision":
     return f"{decision}/{why}"
   return f"rule {'fires' if record.meta['rule_fires'] else 'near miss'}: {decision}/{why}"
+
+
+def near_miss(record) -> str:
+  """Which of a told rule's two conditions a near miss fails, and what the rule's item is."""
+  rule = record.meta["rule"]  # "rule : if the weather is W [and the item is SPEC] , D ."
+  weather = rule.split()[6]
+  spec = ("any item" if " and the item is " not in rule
+          else rule.split(" and the item is ")[1].split(" , ")[0])
+  spec = spec if spec in ("any item", "an outdoor item", "an indoor item") else "one item"
+  item, situation_weather = record.meta["cell"]
+  miss = "weather differs" if situation_weather != weather else "item differs"
+  return f"{miss} ({spec}): {record.meta['answer'].split()[0]}"
 
 
 def main() -> None:
@@ -80,6 +92,8 @@ def main() -> None:
       alone = "every relation a stranger" if set(relations) == {"stranger"} else (
           "a friend or neighbour beside")
       counts[(kind, f"refuse/stranger, {alone}")] += [1, hit[0], hit.all()]
+    if kind == "rule" and not record.meta["rule_fires"]:
+      counts[(kind, f"near miss, {near_miss(record)}")] += [1, hit[0], hit.all()]
     if kind == "decision":
       keyless_hits[record.meta["num_distractors"]].append(
           keyless.get(binding_free.keyless_key(record)) == record.meta["answer"].split()[0])
@@ -106,7 +120,36 @@ def main() -> None:
   for record, want, got in failures:
     print("\n" + " | ".join(m.content for m in record.messages[:-1]))
     print(f"  want: {want}\n  got:  {got} (teacher-forced argmax)")
+  weather_comparison(base, teacher_forced, tok, args.n)
   note_recall(base, teacher_forced, tok, args.n)
+
+
+def weather_comparison(base, teacher_forced, tok, n: int) -> None:
+  """Whether a told rule's weather is compared with the note's: on rules for any item (only
+  the weather decides) and rules naming one item, with the item matching and R0 lending,
+  the share of decisions that are the rule's, where the rule fires and where only the
+  weather differs.
+  A model that compares them gives 1 and 0; one that does not, the same share twice."""
+  rng = np.random.default_rng([99, 9])
+  print("\ntold rules with the item matching: the rule's decision given (first answer word)")
+  for name, any_item in (("any item", True), ("one item", False)):
+    rules = [r for r in base.world.pretrain_rules
+             if (r.spec is None) == any_item and r.spec not in ("outdoor", "indoor")]
+    shares = {}
+    for fires in (True, False):
+      given = []
+      for _ in range(n // 4):
+        rule = rules[int(rng.integers(len(rules)))]
+        situation = None
+        while situation is None or policy.r0_answer(situation)[0] != "lend":
+          situation = corpus.rule_situation(base.world, rng, rule, fires,
+                                            int(rng.integers(0, 6)), weather_miss=1.0)
+        record = episodes.decision(rng, situation, "diag", told_rule=rule)
+        _, got = teacher_forced(record)
+        given.append(got[0] == tok.token_to_id(rule.decision))
+      shares[fires] = np.mean(given)
+    print(f"  rule for {name}: rule fires {shares[True]:.2f}, weather differs "
+          f"{shares[False]:.2f} (n {n // 4} each)")
 
 
 def note_recall(base, teacher_forced, tok, n: int) -> None:

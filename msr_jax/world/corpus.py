@@ -22,7 +22,8 @@ from msr_jax.world import policy
 from msr_jax.world.world import World
 
 # (A kind added later goes last with weight 0 by default, so older streams stay the same.)
-KINDS = ("bio", "qa", "note", "counterfactual", "items", "decision", "rule", "situation")
+KINDS = ("bio", "qa", "note", "counterfactual", "items", "decision", "rule", "situation",
+         "rule_situation")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +38,9 @@ class Mixture:
   rule: float = 0.13
   # Decision notes with questions about their own clauses (`episodes.situation_questions`).
   situation: float = 0.0
+  # Told-rule notes with "what is the weather ?" first: the note's weather, not the rule's
+  # (`episodes.situation_questions`' `told_rule`), half of them on notes where the rule fires.
+  rule_situation: float = 0.0
   note_facts: tuple[int, int] = (2, 6)  # inclusive range of facts per note
   note_questions: int = 1  # at most this many questions per note (one per fact)
   # The share of notes whose facts all state one attribute of different visitors
@@ -51,6 +55,16 @@ class Mixture:
   # clause: `episodes.sample_situation`'s `contrast`), where only binding decides.
   decision_contrast: float = 0.0
   p_rule_fires: float = 0.5
+  # The share of told-rule near misses (and rule-situation notes that are near misses) whose
+  # weather differs from the rule's while the item matches it; the rest keep the weather and
+  # miss on the item. None: every near-miss cell equally likely (rules naming one item then
+  # miss on the weather in 5 of 16 cells), the streams of the documented runs.
+  rule_weather_miss: float | None = None
+  # The share of told-rule (and rule-situation) episodes whose rule is one for any item
+  # ("if the weather is W , D ."), where only comparing the note's weather with the rule's
+  # decides whether it fires. None: every pre-training rule equally likely (1 in 15 is for
+  # any item), the streams of the documented runs.
+  rule_any_item: float | None = None
 
   def probabilities(self) -> np.ndarray:
     weights = np.array([getattr(self, k) for k in KINDS], dtype=np.float64)
@@ -60,11 +74,21 @@ class Mixture:
 
 
 def rule_situation(world: World, rng: np.random.Generator, rule: policy.Rule, fires: bool,
-                   num_distractors: int, contrast: bool = False) -> policy.Situation:
-  """A situation where `rule` fires, or a near miss (same weather or matching item)."""
+                   num_distractors: int, contrast: bool = False,
+                   weather_miss: float | None = None) -> policy.Situation:
+  """A situation where `rule` fires, or a near miss (same weather or matching item).
+
+  With `weather_miss`, a near miss differs from the rule in its weather (the item matching)
+  with this probability and in its item otherwise, where the rule allows both.
+  """
   cells = [(i, w) for i in lexicon.ITEMS for w in lexicon.WEATHERS
            if (w == rule.weather and rule.matches_item(i)) == fires
            and (fires or w == rule.weather or rule.matches_item(i))]
+  if not fires and weather_miss is not None:
+    by_weather = [(i, w) for i, w in cells if w != rule.weather]
+    by_item = [(i, w) for i, w in cells if w == rule.weather]
+    if by_weather and by_item:  # (A rule for any item misses only on the weather.)
+      cells = by_weather if rng.random() < weather_miss else by_item
   return episodes.sample_situation(rng, people=world.people, cells=cells,
                                    templates=tuple(range(len(episodes.T.REQUEST))),
                                    num_distractors=num_distractors, contrast=contrast)
@@ -109,11 +133,18 @@ def sample_record(world: World, rng: np.random.Generator, kind: str, uid: str,
     if kind == "situation":
       return episodes.situation_questions(rng, situation, uid, num_questions=1 + follow_ups)
     return episodes.decision(rng, situation, uid, follow_ups=follow_ups)
-  if kind == "rule":
-    rule = world.pretrain_rules[int(rng.integers(len(world.pretrain_rules)))]
+  if kind in ("rule", "rule_situation"):
+    rules = world.pretrain_rules
+    if mixture.rule_any_item is not None:
+      any_item = rng.random() < mixture.rule_any_item
+      rules = tuple(r for r in rules if (r.spec is None) == any_item)
+    rule = rules[int(rng.integers(len(rules)))]
     fires = bool(rng.random() < mixture.p_rule_fires)
-    return episodes.decision(rng, rule_situation(world, rng, rule, fires, k, contrast), uid,
-                             told_rule=rule, follow_ups=follow_ups)
+    situation = rule_situation(world, rng, rule, fires, k, contrast, mixture.rule_weather_miss)
+    if kind == "rule_situation":
+      return episodes.situation_questions(rng, situation, uid, num_questions=1 + follow_ups,
+                                          told_rule=rule)
+    return episodes.decision(rng, situation, uid, told_rule=rule, follow_ups=follow_ups)
   raise ValueError(f"unknown record kind {kind!r}; expected one of {KINDS}")
 
 

@@ -210,13 +210,16 @@ def decision(rng: np.random.Generator, situation: policy.Situation, uid: str, *,
 
 
 def situation_questions(rng: np.random.Generator, situation: policy.Situation, uid: str,
-                        num_questions: int = 1) -> Record:
+                        num_questions: int = 1, told_rule: policy.Rule | None = None) -> Record:
   """A decision note followed by questions about its own clauses instead of a request:
   "what is P ?" -> P's relation, "what is the T ?" -> the T's condition, at most one per
   person or item the note states.
 
   Each answer is one value read from its subject's clause: the two bindings an R0 decision
-  combines at its first word, learnt one at a time and on people's names.
+  combines at its first word, learnt one at a time and on people's names. With `told_rule`,
+  the rule is stated in a system message and the first question is "what is the weather ?"
+  -> the note's weather, which the rule's own weather (another value of the same phrase,
+  "the weather is W") must not answer: the comparison a told rule's decision starts from.
   """
   clauses = list(situation.clauses()) + list(situation.distractors)
   clauses = [clauses[i] for i in rng.permutation(len(clauses))]
@@ -224,18 +227,24 @@ def situation_questions(rng: np.random.Generator, situation: policy.Situation, u
   subjects = [("relation", p, r) for p, r in sorted(relations.items())] + [
       ("condition", i, c) for i, c in sorted(conditions.items())]
   order = [int(k) for k in rng.permutation(len(subjects))[:num_questions]]
+  asked = [subjects[k] for k in order]
+  if told_rule is not None:
+    asked = [("weather", "weather", situation.weather)] + asked[:num_questions - 1]
   messages = []
-  for n, k in enumerate(order):
-    kind, subject, value = subjects[k]
+  for n, (kind, subject, value) in enumerate(asked):
     question = (T.RELATION_QUESTION.format(n=subject) if kind == "relation"
-                else T.CONDITION_QUESTION.format(i=subject))
+                else T.CONDITION_QUESTION.format(i=subject) if kind == "condition"
+                else T.WEATHER_QUESTION)
     user = f"{T.QUESTION_HEADER} {question}"
     if n == 0:
       user = f"{T.NOTE_HEADER} {' . '.join(clauses)} . {user}"
     messages += [("user", user), ("assistant", value)]
-  return _record(uid, messages, {"kind": "situation", "answer": messages[1][1],
+  if told_rule is not None:
+    messages.insert(0, ("system", told_rule.text()))
+  return _record(uid, messages, {"kind": "situation", "answer": asked[0][2],
                                  "num_distractors": len(situation.distractors),
-                                 "asked": [subjects[k][1] for k in order]})
+                                 "asked": [subject for _, subject, _ in asked],
+                                 "rule": None if told_rule is None else told_rule.text()})
 
 
 def _follow_up_situations(rng: np.random.Generator, situation: policy.Situation,

@@ -60,6 +60,8 @@ ANSWER = "{d} because {e}"
 # answered by the clause's value: the bindings a decision combines, asked one at a time.
 RELATION_QUESTION = "what is {n} ?"
 CONDITION_QUESTION = "what is the {i} ?"
+# Asked after a told rule and a note: the note's weather, not the rule's.
+WEATHER_QUESTION = "what is the weather ?"
 
 # Rules: "if the weather is W [and the item is SPEC] , D ." SPEC is a category or one item.
 RULE_WITH_SPEC = "if the weather is {w} and the item is {s} , {d} ."
@@ -73,5 +75,5 @@ ALL_TEMPLATES: tuple[str, ...] = (
     *[t for ts in BIO.values() for t in ts], *QUESTION.values(), NOTE_HEADER, QUESTION_HEADER,
     REQUEST_HEADER, RULE_HEADER, WEATHER_CLAUSE, CONDITION_CLAUSE, RELATION_CLAUSE, *REQUEST,
     ANSWER, RELATION_QUESTION, CONDITION_QUESTION, RULE_WITH_SPEC, RULE_ANY_ITEM,
-    *RULE_SPECS.values(), ITEM_FACT, "an outdoor", "an indoor", "the {i}",
+    *RULE_SPECS.values(), ITEM_FACT, "an outdoor", "an indoor", "the {i}", WEATHER_QUESTION,
 )

@@ -202,3 +202,66 @@ def test_situation_questions_answer_each_subject_from_its_own_clause():
     assert 1 <= len(asked) <= 4
     firsts.add("person" if asked[0][0].isupper() else "item")
   assert firsts == {"person", "item"}  # both kinds of question open a record
+
+
+def test_rule_situation_questions_ask_the_notes_weather_under_a_told_rule():
+  rng = np.random.default_rng(4)
+  mixture = corpus.Mixture(bio=0, qa=0, note=0, counterfactual=0, items=0, decision=0, rule=0,
+                           rule_situation=1, decision_requests=3, rule_weather_miss=1.0)
+  differs = []
+  for _ in range(80):
+    record = corpus.sample_record(WORLD, rng, "rule_situation", "s", mixture)
+    system, first, weather = record.messages[:3]
+    rule = next(r for r in WORLD.pretrain_rules if r.text() == system.content)
+    assert system.role == "system" and record.meta["rule"] == rule.text()
+    note, question = first.content.removeprefix("note : ").split(" . question : ")
+    assert question == "what is the weather ?" and record.meta["asked"][0] == "weather"
+    clauses = [policy.read_clause(c) for c in note.split(" . ")]
+    (stated,) = [value for kind, _, value in clauses if kind == "weather"]
+    assert weather.content == stated == record.meta["answer"]
+    differs.append(stated != rule.weather)
+    for user, answer in zip(record.messages[3::2], record.messages[4::2]):
+      subject = user.content.split()[-2]  # Follow-ups ask about people and items.
+      assert {s: v for _, s, v in clauses if s}[subject] == answer.content
+  # Half fire (the rule's weather answers), half miss on the weather: the rule's does not.
+  assert 0.3 < np.mean(differs) < 0.7
+
+
+def test_near_misses_follow_the_weather_miss_share():
+  rule = policy.Rule("stormy", "kite", "wait")
+
+  def misses(share, seed=0):
+    rng = np.random.default_rng(seed)
+    cells = [corpus.rule_situation(WORLD, rng, rule, False, 2, weather_miss=share).cell
+             for _ in range(300)]
+    assert all((i == "kite") != (w == "stormy") for i, w in cells)  # one condition misses
+    return np.mean([w != "stormy" for _, w in cells])
+
+  assert misses(1.0) == 1.0 and misses(0.0) == 0.0
+  assert 0.5 < misses(0.6) < 0.7
+  assert 0.2 < misses(None) < 0.43  # uniform over cells: 5 of 16 miss on the weather
+  # Without a share no draw is added: the documented streams stay what they were.
+  a, b = np.random.default_rng(1), np.random.default_rng(1)
+  corpus.rule_situation(WORLD, a, rule, False, 2)
+  episodes.sample_situation(b, people=WORLD.people, templates=tuple(range(6)),
+                            num_distractors=2, cells=[
+                                (i, w) for i in lexicon.ITEMS for w in lexicon.WEATHERS
+                                if (i == "kite") != (w == "stormy")])
+  assert a.random() == b.random()
+  # A rule for any item can miss only on the weather, whatever the share.
+  anything = policy.Rule("stormy", None, "wait")
+  rng = np.random.default_rng(2)
+  assert all(corpus.rule_situation(WORLD, rng, anything, False, 1, weather_miss=0.0).weather
+             != "stormy" for _ in range(50))
+
+
+def test_any_item_rule_share_picks_the_rules_told():
+  def share(value, seed=3):
+    rng = np.random.default_rng(seed)
+    mixture = corpus.Mixture(rule_any_item=value)
+    records = [corpus.sample_record(WORLD, rng, "rule", "r", mixture) for _ in range(300)]
+    assert {r.meta["rule"] for r in records} <= {rule.text() for rule in WORLD.pretrain_rules}
+    return np.mean([" and the item is " not in r.meta["rule"] for r in records])
+
+  assert share(1.0) == 1.0 and share(0.0) == 0.0 and 0.3 < share(0.4) < 0.5
+  assert share(None) < 0.15  # uniform over the pre-training rules: 1 in 15 is for any item
