@@ -204,3 +204,24 @@ def test_model_config_takes_overrides_of_the_preset():
   cfg.model.num_head = 4
   with pytest.raises(ValueError, match=r"config.model: unknown .*num_head"):
     pretrain.model_config(cfg, TOK.get_vocab_size())
+
+
+def test_rule_experiments_change_only_what_they_name():
+  """The told-rule runs of docs/townworld.md: three change stage 2 alone (so each is stage 2
+  run from the shipped recipe's stage 1), one adds the questions from the warm-up on."""
+  from msr_jax.runner.config import load_config
+  path = str(pathlib.Path(__file__).resolve().parents[2] / "configs" / "townworld.py")
+  shipped = load_config(path)
+  assert "rule_situation" not in shipped.mixture and "rule_weather_miss" not in shipped.mixture
+  for name in ("rule_questions_stage2", "any_item_rules_stage2", "any_item_focus"):
+    cfg = load_config(f"{path}:{name}")
+    assert pretrain.stages(cfg)[0] == pretrain.stages(shipped)[0], name
+    assert cfg.mixture == shipped.mixture and cfg.warmup_mixture == shipped.warmup_mixture
+    assert cfg.stage2.focus_mixture.rule_weather_miss == 0.6
+    assert cfg.stage2.focus_mixture.rule_situation == 0.1
+  assert load_config(f"{path}:any_item_focus").stage2.focus_mixture.rule_any_item == 1.0
+  assert "rule_any_item" not in load_config(f"{path}:any_item_focus").stage2.mixture
+  warmup = load_config(f"{path}:rule_questions_warmup")
+  assert warmup.warmup_mixture.rule_situation == 0.25 and warmup.mixture.rule_weather_miss == 0.6
+  with pytest.raises(ValueError, match="any_item_focus"):
+    load_config(f"{path}:no_such_variant")
