@@ -223,5 +223,7 @@ def test_rule_experiments_change_only_what_they_name():
   assert "rule_any_item" not in load_config(f"{path}:any_item_focus").stage2.mixture
   warmup = load_config(f"{path}:rule_questions_warmup")
   assert warmup.warmup_mixture.rule_situation == 0.25 and warmup.mixture.rule_weather_miss == 0.6
+  heads = pretrain.model_config(load_config(f"{path}:eight_heads"), TOK.get_vocab_size())
+  assert (heads.num_heads, heads.head_dim, heads.num_layers) == (8, 16, 3)
   with pytest.raises(ValueError, match="any_item_focus"):
     load_config(f"{path}:no_such_variant")
