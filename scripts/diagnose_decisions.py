@@ -24,7 +24,7 @@ from msr_jax.data.tokenize import tokenize_record
 from msr_jax.eval import binding_free
 from msr_jax.model import forward
 from msr_jax.runner.townworld_arm import load_base
-from msr_jax.world import checkpoint, corpus, episodes, policy, tokenizer
+from msr_jax.world import checkpoint, corpus, episodes, lexicon, policy, tokenizer
 
 
 def answer_type(record, kind: str) -> str:
@@ -36,15 +36,13 @@ def answer_type(record, kind: str) -> str:
   return f"rule {'fires' if record.meta['rule_fires'] else 'near miss'}: {decision}/{why}"
 
 
-def near_miss(record) -> str:
-  """Which of a told rule's two conditions a near miss fails, and what the rule's item is."""
-  rule = record.meta["rule"]  # "rule : if the weather is W [and the item is SPEC] , D ."
-  weather = rule.split()[6]
-  spec = ("any item" if " and the item is " not in rule
-          else rule.split(" and the item is ")[1].split(" , ")[0])
-  spec = spec if spec in ("any item", "an outdoor item", "an indoor item") else "one item"
-  item, situation_weather = record.meta["cell"]
-  miss = "weather differs" if situation_weather != weather else "item differs"
+def near_miss(record, rules: dict[str, policy.Rule]) -> str:
+  """Which of a told rule's two conditions a near miss fails, and what the rule's item is
+  (`rules`: each rule by its text)."""
+  rule = rules[record.meta["rule"]]
+  spec = ("any item" if rule.spec is None else "one item" if rule.spec in lexicon.ITEMS
+          else f"an {rule.spec} item")
+  miss = "weather differs" if record.meta["cell"][1] != rule.weather else "item differs"
   return f"{miss} ({spec}): {record.meta['answer'].split()[0]}"
 
 
@@ -78,6 +76,7 @@ def main() -> None:
   # weather): wanted against predicted, to tell copying from guessing a frequent value.
   weather_want, weather_got = collections.Counter(), collections.Counter()
   weather_hits = 0
+  rules = {rule.text(): rule for rule in base.world.pretrain_rules}
   for kind in ["decision"] * args.n + ["rule"] * args.n:
     record = corpus.sample_record(base.world, rng, kind, "diag", mixture)
     want, got = teacher_forced(record)
@@ -93,7 +92,7 @@ def main() -> None:
           "a friend or neighbour beside")
       counts[(kind, f"refuse/stranger, {alone}")] += [1, hit[0], hit.all()]
     if kind == "rule" and not record.meta["rule_fires"]:
-      counts[(kind, f"near miss, {near_miss(record)}")] += [1, hit[0], hit.all()]
+      counts[(kind, f"near miss, {near_miss(record, rules)}")] += [1, hit[0], hit.all()]
     if kind == "decision":
       keyless_hits[record.meta["num_distractors"]].append(
           keyless.get(binding_free.keyless_key(record)) == record.meta["answer"].split()[0])
@@ -128,8 +127,8 @@ def weather_comparison(base, teacher_forced, tok, n: int) -> None:
   """Whether a told rule's weather is compared with the note's: on rules for any item (only
   the weather decides) and rules naming one item, with the item matching and R0 lending,
   the share of decisions that are the rule's, where the rule fires and where only the
-  weather differs.
-  A model that compares them gives 1 and 0; one that does not, the same share twice."""
+  weather differs. A model that compares them gives 1 and 0; one that does not, the same
+  share twice."""
   rng = np.random.default_rng([99, 9])
   print("\ntold rules with the item matching: the rule's decision given (first answer word)")
   for name, any_item in (("any item", True), ("one item", False)):
