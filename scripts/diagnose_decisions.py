@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from msr_jax.data.tokenize import tokenize_record
-from msr_jax.eval import binding_free
+from msr_jax.eval import binding_free, rule_comparison
 from msr_jax.model import forward
 from msr_jax.runner.townworld_arm import load_base
 from msr_jax.world import checkpoint, corpus, episodes, lexicon, policy, tokenizer
@@ -132,20 +132,11 @@ def weather_comparison(base, teacher_forced, tok, n: int) -> None:
   rng = np.random.default_rng([99, 9])
   print("\ntold rules with the item matching: the rule's decision given (first answer word)")
   for name, any_item in (("any item", True), ("one item", False)):
-    rules = [r for r in base.world.pretrain_rules
-             if (r.spec is None) == any_item and r.spec not in ("outdoor", "indoor")]
     shares = {}
     for fires in (True, False):
-      given = []
-      for _ in range(n // 4):
-        rule = rules[int(rng.integers(len(rules)))]
-        situation = None
-        while situation is None or policy.r0_answer(situation)[0] != "lend":
-          situation = corpus.rule_situation(base.world, rng, rule, fires,
-                                            int(rng.integers(0, 6)), weather_miss=1.0)
-        record = episodes.decision(rng, situation, "diag", told_rule=rule)
-        _, got = teacher_forced(record)
-        given.append(got[0] == tok.token_to_id(rule.decision))
+      given = [teacher_forced(record)[1][0] == tok.token_to_id(rule.decision)
+               for record, rule in rule_comparison.episodes_for(base.world, rng, n // 4,
+                                                                any_item, fires)]
       shares[fires] = np.mean(given)
     print(f"  rule for {name}: rule fires {shares[True]:.2f}, weather differs "
           f"{shares[False]:.2f} (n {n // 4} each)")

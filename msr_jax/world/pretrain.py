@@ -62,25 +62,43 @@ def optimizer(stage: ml_collections.ConfigDict, clip_norm: float,
 
 
 def stages(cfg: ml_collections.ConfigDict) -> list[ml_collections.ConfigDict]:
-  """Stage 1 from scratch; optional stage 2 restarts the schedule and optimizer state.
+  """Stage 1 from scratch; each later stage (`cfg.stage2`, `cfg.stage3`, ..., in order while
+  present with steps > 0) restarts the schedule and optimizer state from the stage before.
 
   A second cosine cycle is what lets a run that ended at a decayed learning rate keep
-  learning; it is part of the recipe, so one `msr pretrain` reproduces both stages.
+  learning; it is part of the recipe, so one `msr pretrain` reproduces every stage. A
+  stage's `phases` ([steps, overrides of its mixture], in order) open it; its mixture runs
+  to its end.
   """
   first = ml_collections.ConfigDict({
       "lr": cfg.lr, "warmup_steps": cfg.warmup_steps, "steps": cfg.steps,
       "final_lr_fraction": cfg.final_lr_fraction,
-      "opening_steps": cfg.warmup_recall_steps,
-      "opening_mixture": cfg.warmup_mixture.to_dict(), "stream_seed": cfg.seed * 2,
-      "induction_steps": cfg.get("induction_steps", 0)})
+      "phases": [[cfg.warmup_recall_steps, cfg.warmup_mixture.to_dict()]],
+      "stream_seed": cfg.seed * 2, "induction_steps": cfg.get("induction_steps", 0)})
   out = [first]
   if cfg.stage2.steps > 0:
     out.append(ml_collections.ConfigDict({
         "lr": cfg.stage2.lr, "warmup_steps": cfg.stage2.warmup_steps,
         "steps": cfg.stage2.steps, "final_lr_fraction": cfg.final_lr_fraction,
-        "opening_steps": cfg.stage2.get("focus_steps", 0),
-        "opening_mixture": dict(cfg.stage2.get("focus_mixture", {})),
+        "phases": [[cfg.stage2.get("focus_steps", 0),
+                    dict(cfg.stage2.get("focus_mixture", {}))]],
         "stream_seed": cfg.seed * 2 + 2, "mixture": cfg.stage2.mixture.to_dict()}))
+  number = 3
+  while len(out) == number - 1 and cfg.get(f"stage{number}") is not None:
+    later = cfg[f"stage{number}"]
+    if later.steps <= 0:
+      break
+    # Stage n's streams are seeded apart from the first two stages' (seed * 2 + 0..3) and
+    # from each other's: seed * 2 + 10 * (n - 2), and + 1 + k for its phase k.
+    out.append(ml_collections.ConfigDict({
+        "lr": later.lr, "warmup_steps": later.warmup_steps, "steps": later.steps,
+        "final_lr_fraction": cfg.final_lr_fraction,
+        "phases": [[int(n), dict(over)] for n, over in later.get("phases", [])],
+        "stream_seed": cfg.seed * 2 + 10 * (number - 2), "mixture": later.mixture.to_dict()}))
+    number += 1
+  for number, stage in enumerate(out, start=1):
+    if sum(n for n, _ in stage.phases) + stage.get("induction_steps", 0) > stage.steps:
+      raise ValueError(f"stage {number}: its opening phases run past its {stage.steps} steps")
   return out
 
 
@@ -100,29 +118,32 @@ def model_config(cfg: ml_collections.ConfigDict, vocab_size: int) -> ModelConfig
 
 def batches(cfg: ml_collections.ConfigDict, stage: ml_collections.ConfigDict, world: World,
             tok):
-  """The stage's induction batches, its opening batches, then its main mixture.
+  """The stage's induction batches, its opening phases' batches, then its main mixture.
 
   Stage 1 may start with `induction_steps` batches of content copies
   (`binding_tasks.copy_rows`: a random string, random filler, the string again), where the
   induction-head circuit forms that binding a note's value to its subject is built on.
 
-  A stage opens with `opening_steps` batches of its `opening_mixture` (overrides of
-  the main mixture): notes only in stage 1 (associative recall), the focus mixture in
-  stage 2 (decisions and told rules, whose copy circuits form only under focused data).
+  Each of a stage's `phases` is [steps, overrides of the main mixture]: notes only in
+  stage 1 (associative recall), the focus mixture in stage 2 (decisions and told rules,
+  whose copy circuits form only under focused data), the distractor curriculum of stage 3
+  (the told rule's weather compared with the note's). Phase k reads its own stream, seeded
+  `stream_seed + 1 + k`.
   """
   adapter, pad = tokenizer.adapter(tok), tok.token_to_id(tokenizer.PAD)
   main = corpus.Mixture(**{**cfg.mixture.to_dict(), **stage.get("mixture", {})})
-  opening = dataclasses.replace(main, **stage.opening_mixture)
-  opening_stream = corpus.pack(corpus.records(world, stage.stream_seed + 1, opening), adapter,
-                               cfg.batch_size, cfg.seq_len, pad)
   main_stream = corpus.pack(corpus.records(world, stage.stream_seed, main), adapter,
                             cfg.batch_size, cfg.seq_len, pad)
   copies = binding_tasks.copy_stream(np.random.default_rng([stage.stream_seed, 3]), tok,
                                      cfg.batch_size, cfg.seq_len, fixed_offset=False)
   for _ in range(stage.get("induction_steps", 0)):
     yield next(copies)
-  for _ in range(stage.opening_steps):
-    yield next(opening_stream)
+  for k, (steps, overrides) in enumerate(stage.phases):
+    mixture = dataclasses.replace(main, **overrides)
+    phase_stream = corpus.pack(corpus.records(world, stage.stream_seed + 1 + k, mixture),
+                               adapter, cfg.batch_size, cfg.seq_len, pad)
+    for _ in range(steps):
+      yield next(phase_stream)
   yield from main_stream
 
 
@@ -137,9 +158,10 @@ def run(cfg: ml_collections.ConfigDict, out_dir: str, log: Callable[[str], None]
         start_stage: int = 1) -> dict:
   """Pre-trains; checkpoints to `out_dir` every `checkpoint_every` steps.
 
-  Stage 1's weights and stats are kept in `out_dir/stage1`; with `start_stage=2`, stage 2
-  starts from them, so a changed stage 2 can be re-run alone and gives what a run of both
-  stages with the same config gives. Returns cumulative training stats.
+  Each stage but the last keeps its weights and stats in `out_dir/stageN`; with
+  `start_stage=N`, stage N starts from `out_dir/stage{N-1}`, so a changed later stage can
+  be re-run alone and gives what a run of every stage with the same config gives. Returns
+  cumulative training stats.
   """
   world, tok = World.build(cfg.world.seed, num_people=cfg.world.num_people), tokenizer.build()
   config = model_config(cfg, tok.get_vocab_size())
@@ -149,14 +171,16 @@ def run(cfg: ml_collections.ConfigDict, out_dir: str, log: Callable[[str], None]
   if start_stage == 1:
     graphdef, params = nnx.split(Decoder(config, rngs=nnx.Rngs(cfg.seed)), nnx.Param)
     stats = {"steps": 0, "tokens": 0, "trained_tokens": 0, "wall_s": 0.0, "losses": []}
-  elif start_stage == 2 and len(plan) == 2:
-    stage1 = os.path.join(out_dir, "stage1")
-    stats_path = os.path.join(stage1, STATS_FILE)
-    stats = checkpoint.read_json(stats_path, "no finished stage 1 to continue from")
-    if stats["steps"] != cfg.steps:
-      raise ValueError(f"{stats_path}: steps={stats['steps']}, but stage 1 has {cfg.steps}: "
-                       "stage 1 is not finished")
-    _, graphdef, params = checkpoint.load(stage1)
+  elif 2 <= start_stage <= len(plan):
+    before = os.path.join(out_dir, f"stage{start_stage - 1}")
+    stats_path = os.path.join(before, STATS_FILE)
+    stats = checkpoint.read_json(stats_path, f"no finished stage {start_stage - 1} to "
+                                 "continue from")
+    done = sum(stage.steps for stage in plan[:start_stage - 1])
+    if stats["steps"] != done:
+      raise ValueError(f"{stats_path}: steps={stats['steps']}, but stages 1-"
+                       f"{start_stage - 1} have {done}: stage {start_stage - 1} is not finished")
+    _, graphdef, params = checkpoint.load(before)
   else:
     raise ValueError(f"start_stage={start_stage}, but the config has {len(plan)} stage(s)")
   offset = sum(stage.steps for stage in plan[:start_stage - 1])
@@ -164,9 +188,9 @@ def run(cfg: ml_collections.ConfigDict, out_dir: str, log: Callable[[str], None]
     params = _run_stage(cfg, stage, world, tok, config, graphdef, params, out_dir, offset,
                         stats, log)
     offset += stage.steps
-    if number == 1 and len(plan) > 1:
-      checkpoint.save(os.path.join(out_dir, "stage1"), config, params)
-      checkpoint.write_json(os.path.join(out_dir, "stage1", STATS_FILE), stats)
+    if number < len(plan):
+      checkpoint.save(os.path.join(out_dir, f"stage{number}"), config, params)
+      checkpoint.write_json(os.path.join(out_dir, f"stage{number}", STATS_FILE), stats)
   return stats
 
 

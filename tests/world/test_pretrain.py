@@ -17,6 +17,8 @@ from msr_jax.world import checkpoint, corpus, pretrain, tokenizer
 from msr_jax.world.world import World
 
 TOK = tokenizer.build()
+RULE_EXPERIMENTS_NAMES = ("rule_questions_warmup", "rule_questions_stage2",
+                          "any_item_rules_stage2", "any_item_focus", "eight_heads")
 
 
 def _tiny_config() -> ModelConfig:
@@ -88,28 +90,34 @@ def test_checkpoint_errors_name_the_file(tmp_path):
     checkpoint.load(str(tmp_path))
 
 
-def test_recipe_has_two_stages_with_their_own_data_streams():
+def test_recipe_has_four_stages_with_their_own_data_streams():
   from msr_jax.runner.config import load_config
   path = str(pathlib.Path(__file__).resolve().parents[2] / "configs" / "townworld.py")
   cfg = load_config(path)
-  first, second = pretrain.stages(cfg)
-  assert (first.steps, second.steps) == (cfg.steps, cfg.stage2.steps)
-  assert first.stream_seed != second.stream_seed
-  assert (first.opening_steps, second.opening_steps) == (
+  plan = pretrain.stages(cfg)
+  assert [stage.steps for stage in plan] == [cfg.steps, cfg.stage2.steps, cfg.stage3.steps,
+                                             cfg.stage4.steps]
+  seeds = [stage.stream_seed + k for stage in plan for k in range(len(stage.phases) + 1)]
+  assert len(set(seeds)) == len(seeds)  # every stage's and phase's stream is its own
+  assert (plan[0].phases[0][0], plan[1].phases[0][0]) == (
       cfg.warmup_recall_steps, cfg.stage2.get("focus_steps", 0))
+  assert len(pretrain.stages(load_config(path, ["--config.stage3.steps=0"]))) == 2
   assert len(pretrain.stages(load_config(path, ["--config.stage2.steps=0"]))) == 1
+  with pytest.raises(ValueError, match="stage 3: its opening phases run past"):
+    pretrain.stages(load_config(path, ["--config.stage3.steps=1000"]))
 
 
-def test_stage_two_alone_equals_both_stages(tmp_path):
+@pytest.mark.parametrize("start_stage", [2, 3, 4])
+def test_a_later_stage_alone_equals_every_stage(tmp_path, start_stage):
   from msr_jax.runner.config import load_config
   path = str(pathlib.Path(__file__).resolve().parents[2] / "configs" / "townworld.py")
   cfg = load_config(path + ":smoke")
   both = str(tmp_path / "both")
   stats_both = pretrain.run(cfg, both, log=lambda _: None)
   _, _, params_both = checkpoint.load(both)
-  with pytest.raises(FileNotFoundError, match="no finished stage 1"):
-    pretrain.run(cfg, str(tmp_path / "empty"), log=lambda _: None, start_stage=2)
-  stats_again = pretrain.run(cfg, both, log=lambda _: None, start_stage=2)
+  with pytest.raises(FileNotFoundError, match=f"no finished stage {start_stage - 1}"):
+    pretrain.run(cfg, str(tmp_path / "empty"), log=lambda _: None, start_stage=start_stage)
+  stats_again = pretrain.run(cfg, both, log=lambda _: None, start_stage=start_stage)
   _, _, params_again = checkpoint.load(both)
   for key in ("steps", "tokens", "trained_tokens", "losses"):
     assert stats_again[key] == stats_both[key], key
@@ -117,6 +125,29 @@ def test_stage_two_alone_equals_both_stages(tmp_path):
   assert flat_both.keys() == flat_again.keys()
   for name in flat_both:
     np.testing.assert_array_equal(flat_both[name], flat_again[name], err_msg=name)
+
+
+def test_stage_three_grows_the_notes_of_rules_for_any_item():
+  """Stage 3's phases: told rules for any item only, on notes of at most 0, 1, 2, 3, then
+  5 distractor clauses; stage 4 tells every kind of rule again."""
+  from msr_jax.runner.config import load_config
+  path = str(pathlib.Path(__file__).resolve().parents[2] / "configs" / "townworld.py")
+  cfg = load_config(path)
+  third, fourth = pretrain.stages(cfg)[2:]
+  main = corpus.Mixture(**{**cfg.mixture.to_dict(), **third.mixture})
+  assert main.rule_any_item == 1.0 and main.max_distractors == 5
+  assert [over["max_distractors"] for _, over in third.phases] == [0, 1, 2, 3]
+  last = corpus.Mixture(**{**cfg.mixture.to_dict(), **fourth.mixture})
+  assert last.rule_any_item is None and last.rule_weather_miss == 0.5
+  world = World.build(cfg.world.seed, num_people=cfg.world.num_people)
+  rng = np.random.default_rng(0)
+  for _, over in third.phases:
+    mixture = dataclasses.replace(main, **over)
+    for _ in range(20):
+      record = corpus.sample_record(world, rng, "rule", "r", mixture)
+      assert record.meta["rule"].startswith("rule : if the weather is ")
+      assert " and the item is " not in record.meta["rule"]
+      assert record.meta["num_distractors"] <= over["max_distractors"]
 
 
 def test_each_stage_opens_with_its_own_mixture():
@@ -129,7 +160,7 @@ def test_each_stage_opens_with_its_own_mixture():
       "--config.stage2.focus_mixture.decision=0.5", "--config.stage2.focus_mixture.rule=0.5",
       *[f"--config.stage2.focus_mixture.{kind}=0.0"
         for kind in ("bio", "qa", "note", "counterfactual", "items", "situation")]])
-  first, second = pretrain.stages(cfg)
+  first, second = pretrain.stages(cfg)[:2]
   world = World.build(cfg.world.seed, num_people=cfg.world.num_people)
   question, request = TOK.token_to_id("question"), TOK.token_to_id("request")
 
@@ -147,7 +178,7 @@ def test_stage_one_can_open_with_content_copies_before_the_notes():
   path = str(pathlib.Path(__file__).resolve().parents[2] / "configs" / "townworld.py")
   cfg = load_config(path + ":smoke", ["--config.induction_steps=2",
                                       "--config.warmup_recall_steps=1"])
-  first, second = pretrain.stages(cfg)
+  first, second = pretrain.stages(cfg)[:2]
   assert (first.induction_steps, second.get("induction_steps", 0)) == (2, 0)
   world = World.build(cfg.world.seed, num_people=cfg.world.num_people)
   data = pretrain.batches(cfg, first, world, TOK)
@@ -167,9 +198,9 @@ def test_recipe_opens_with_copies_then_one_attribute_notes():
   from msr_jax.runner.config import load_config
   path = str(pathlib.Path(__file__).resolve().parents[2] / "configs" / "townworld.py")
   cfg = load_config(path)
-  first, _ = pretrain.stages(cfg)
-  assert (first.induction_steps, first.opening_steps, first.steps) == (2000, 1500, 5300)
-  assert first.opening_mixture["situation"] == 0.5 and "situation" not in load_config(
+  first = pretrain.stages(cfg)[0]
+  assert (first.induction_steps, first.phases[0][0], first.steps) == (2000, 1500, 5300)
+  assert first.phases[0][1]["situation"] == 0.5 and "situation" not in load_config(
       f"{path}:three_layers").warmup_mixture
   assert pretrain.model_config(cfg, TOK.get_vocab_size()).num_layers == 3
   # The variants kept for the docs' figures: the 2-layer candidate and the 4-layer recipe.
@@ -180,7 +211,7 @@ def test_recipe_opens_with_copies_then_one_attribute_notes():
   assert pretrain.model_config(four, TOK.get_vocab_size()).num_layers == 4
   assert corpus.Mixture(**four.mixture.to_dict()).note_same_attribute == 0
   world = World.build(cfg.world.seed, num_people=cfg.world.num_people)
-  first.induction_steps, first.opening_steps = 0, 1
+  first.induction_steps, first.phases[0][0] = 0, 1
   notes = pretrain.batches(cfg, first, world, TOK)
   opening = next(notes)[0]
   verbs = {TOK.token_to_id(w) for w in ("lives", "works", "enjoys", "owns", "likes")}
@@ -211,7 +242,7 @@ def test_rule_experiments_change_only_what_they_name():
   run from the shipped recipe's stage 1), one adds the questions from the warm-up on."""
   from msr_jax.runner.config import load_config
   path = str(pathlib.Path(__file__).resolve().parents[2] / "configs" / "townworld.py")
-  shipped = load_config(path)
+  shipped = load_config(path, ["--config.stage3.steps=0"])  # the two stages they varied
   assert "rule_situation" not in shipped.mixture and "rule_weather_miss" not in shipped.mixture
   for name in ("rule_questions_stage2", "any_item_rules_stage2", "any_item_focus"):
     cfg = load_config(f"{path}:{name}")
@@ -219,6 +250,8 @@ def test_rule_experiments_change_only_what_they_name():
     assert cfg.mixture == shipped.mixture and cfg.warmup_mixture == shipped.warmup_mixture
     assert cfg.stage2.focus_mixture.rule_weather_miss == 0.6
     assert cfg.stage2.focus_mixture.rule_situation == 0.1
+  for name in (*RULE_EXPERIMENTS_NAMES, "two_layers", "three_layers", "four_layers"):
+    assert len(pretrain.stages(load_config(f"{path}:{name}"))) == 2, name  # before stage 3
   assert load_config(f"{path}:any_item_focus").stage2.focus_mixture.rule_any_item == 1.0
   assert "rule_any_item" not in load_config(f"{path}:any_item_focus").stage2.mixture
   warmup = load_config(f"{path}:rule_questions_warmup")
