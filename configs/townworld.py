@@ -77,7 +77,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                  [400, {"max_distractors": 2}], [400, {"max_distractors": 3}]]})
   # Stage 4: every kind of told rule again (the item check had fallen to 0.57 on near
   # misses where the item differs), half of the near misses missing on the weather, and
-  # counterfactual notes replayed (without them C2 fell 0.98 -> 0.85 over 800 steps).
+  # counterfactual notes replayed (without them C2 fell 0.97 -> 0.85 over 800 steps).
   c.stage4 = ml_collections.ConfigDict({
       "steps": 1000, "lr": 5e-4, "warmup_steps": 50,
       "mixture": {**_replay, "counterfactual": 0.07, "rule_weather_miss": 0.5}})
