@@ -66,8 +66,12 @@ class Attention(nnx.Module):
     self.config = config
     d, h = config.hidden_size, config.head_dim
     n, k = config.num_heads, config.num_kv_heads
-    self.q_proj = linear(d, n * h, config, rngs, use_bias=config.qkv_bias)
-    self.k_proj = linear(d, k * h, config, rngs, use_bias=config.qkv_bias)
+    # Queries and keys keep the batched dot: flattened, XLA fuses RoPE's rotation into
+    # them differently and the rounding changes, so every checkpoint trained before would
+    # no longer rebuild bit for bit (v, o and the MLP give identical bits, and most of the
+    # time saved: `benchmarks/flat_linear.py`).
+    self.q_proj = linear(d, n * h, config, rngs, use_bias=config.qkv_bias, flat=False)
+    self.k_proj = linear(d, k * h, config, rngs, use_bias=config.qkv_bias, flat=False)
     self.v_proj = linear(d, k * h, config, rngs, use_bias=config.qkv_bias)
     self.o_proj = linear(n * h, d, config, rngs)
     if config.qk_norm:  # Qwen3: RMSNorm over each head's features, before RoPE.

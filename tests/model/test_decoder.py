@@ -11,6 +11,7 @@ from flax import nnx
 from msr_jax.model import (Decoder, ModelConfig, forward, init_cache, make_mesh, prefill,
                            shard_params)
 from msr_jax.model import rope
+from msr_jax.model.layers import FlatLinear
 from msr_jax.model.sharding import batch_sharding, path_to_str, spec_for
 
 TINY = ModelConfig(vocab_size=97, hidden_size=32, intermediate_size=64, num_layers=2,
@@ -174,6 +175,37 @@ def test_rope_tables_from_static_positions_equal_the_traced_ones():
   default, _ = FWD(graphdef, params, tokens_BxT)
   explicit, _ = FWD(graphdef, params, tokens_BxT, jnp.broadcast_to(jnp.arange(9), (2, 9)))
   np.testing.assert_allclose(default, explicit, atol=1e-5, rtol=0)
+
+
+def test_flat_projections_equal_batched_ones():
+  """`FlatLinear` (v, o and the MLP) is `nnx.Linear` over the tokens flattened: the same
+  parameters, logits and gradients as the batched dot; queries and keys stay batched."""
+  graphdef, params = _split(TINY)
+  batched = Decoder(TINY, rngs=nnx.Rngs(0))
+  swapped = 0
+  for _, module in nnx.iter_modules(batched):
+    if type(module) is FlatLinear:
+      module.__class__ = nnx.Linear
+      swapped += 1
+  # v, o, gate, up, down in every layer, and the untied LM head
+  assert swapped == TINY.num_layers * 5 + (not TINY.tie_embeddings)
+  block = nnx.merge(graphdef, params).layers[0]
+  assert type(block.attn.q_proj) is nnx.Linear and type(block.attn.k_proj) is nnx.Linear
+  batched_graphdef, batched_params = nnx.split(batched, nnx.Param)
+  assert jax.tree.structure(batched_params) == jax.tree.structure(params)
+  tokens_BxT = _tokens((3, 10), TINY.vocab_size)
+
+  def loss(graphdef, params):
+    logits_BxTxV, _ = forward(graphdef, params, tokens_BxT)
+    return jnp.mean(jax.nn.log_softmax(logits_BxTxV)[..., 3]), logits_BxTxV
+
+  (_, flat_logits), flat_grads = jax.value_and_grad(loss, argnums=1, has_aux=True)(
+      graphdef, params)
+  (_, ref_logits), ref_grads = jax.value_and_grad(loss, argnums=1, has_aux=True)(
+      batched_graphdef, batched_params)
+  np.testing.assert_allclose(flat_logits, ref_logits, atol=1e-6, rtol=0)
+  for got, want in zip(jax.tree.leaves(flat_grads), jax.tree.leaves(ref_grads)):
+    np.testing.assert_allclose(got, want, atol=1e-7, rtol=1e-5)
 
 
 def test_causality_gradient_is_exactly_zero():
