@@ -60,7 +60,7 @@ def main() -> None:
   args = parser.parse_args()
   recipe = load_config_file("configs/townworld.py")
   base = load_base(args.checkpoint)
-  model_config, graphdef, params = checkpoint.load(args.checkpoint)
+  graphdef, params = base.graphdef, base.params
   mixture = corpus.Mixture(**_overrides(args.mixture))
   phases = [(int(n), _overrides(o)) for n, o in
             (p.split(":", 1) for p in args.phases.split(";") if p)]
@@ -118,7 +118,7 @@ def main() -> None:
       print(f"step {step:5d} loss {float(loss):.3f} {report(params)} "
             f"({(time.time() - start) / 60:.1f} min)", flush=True)
   if args.save:
-    checkpoint.save(args.save, model_config, params)
+    checkpoint.save(args.save, base.model_config, params)
 
 
 if __name__ == "__main__":

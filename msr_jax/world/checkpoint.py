@@ -39,8 +39,10 @@ def write_json(path: str, obj) -> None:
 
 
 def flat_params(params) -> dict[str, np.ndarray]:
+  """Dotted names -> arrays, from an `nnx.State` or its pure dict (`nnx.to_pure_dict`)."""
+  state = params if isinstance(params, nnx.State) else nnx.State(params)
   return {".".join(map(str, path)): np.asarray(jax.device_get(v[...]))
-          for path, v in nnx.to_flat_state(params)}
+          for path, v in nnx.to_flat_state(state)}
 
 
 def save(directory: str, config: ModelConfig, params) -> None:

@@ -70,6 +70,10 @@ def test_checkpoint_round_trip(tmp_path):
   a, b = checkpoint.flat_params(params), checkpoint.flat_params(loaded)
   assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
   assert not [f for f in os.listdir(tmp_path) if f.startswith(".")]  # no temp files left
+  # The pure dict that experiments train (`nnx.to_pure_dict`) saves the same file.
+  checkpoint.save(str(tmp_path / "pure"), config, nnx.to_pure_dict(params))
+  c = checkpoint.flat_params(checkpoint.load(str(tmp_path / "pure"))[2])
+  assert c.keys() == a.keys() and all(np.array_equal(a[k], c[k]) for k in a)
 
 
 def test_checkpoint_errors_name_the_file(tmp_path):
