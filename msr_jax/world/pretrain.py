@@ -158,15 +158,15 @@ def run(cfg: ml_collections.ConfigDict, out_dir: str, log: Callable[[str], None]
         start_stage: int = 1) -> dict:
   """Pre-trains; checkpoints to `out_dir` every `checkpoint_every` steps.
 
-  Each stage but the last keeps its weights and stats in `out_dir/stageN`; with
+  Each stage but the last keeps its weights, stats, tokenizer and world settings in
+  `out_dir/stageN` (a folder that loads as the final one does); with
   `start_stage=N`, stage N starts from `out_dir/stage{N-1}`, so a changed later stage can
   be re-run alone and gives what a run of every stage with the same config gives. Returns
   cumulative training stats.
   """
   world, tok = World.build(cfg.world.seed, num_people=cfg.world.num_people), tokenizer.build()
   config = model_config(cfg, tok.get_vocab_size())
-  tokenizer.save(tok, os.path.join(out_dir, checkpoint.TOKENIZER))
-  checkpoint.write_json(os.path.join(out_dir, WORLD_FILE), world_settings(cfg))
+  _write_side_files(out_dir, tok, cfg)
   plan = stages(cfg)
   if start_stage == 1:
     graphdef, params = nnx.split(Decoder(config, rngs=nnx.Rngs(cfg.seed)), nnx.Param)
@@ -189,9 +189,17 @@ def run(cfg: ml_collections.ConfigDict, out_dir: str, log: Callable[[str], None]
                         stats, log)
     offset += stage.steps
     if number < len(plan):
-      checkpoint.save(os.path.join(out_dir, f"stage{number}"), config, params)
-      checkpoint.write_json(os.path.join(out_dir, f"stage{number}", STATS_FILE), stats)
+      stage_dir = os.path.join(out_dir, f"stage{number}")
+      checkpoint.save(stage_dir, config, params)
+      _write_side_files(stage_dir, tok, cfg)  # a stage folder loads like the final one
+      checkpoint.write_json(os.path.join(stage_dir, STATS_FILE), stats)
   return stats
+
+
+def _write_side_files(directory: str, tok, cfg: ml_collections.ConfigDict) -> None:
+  """The tokenizer and world settings that evaluating the folder's weights needs."""
+  tokenizer.save(tok, os.path.join(directory, checkpoint.TOKENIZER))
+  checkpoint.write_json(os.path.join(directory, WORLD_FILE), world_settings(cfg))
 
 
 def _run_stage(cfg, stage, world, tok, config, graphdef, params, out_dir, offset, stats,

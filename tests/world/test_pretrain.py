@@ -113,12 +113,15 @@ def test_recipe_has_four_stages_with_their_own_data_streams():
 
 def test_a_later_stage_alone_equals_every_stage(tmp_path):
   from msr_jax.runner.config import load_config
+  from msr_jax.runner.townworld_arm import load_base
   path = str(pathlib.Path(__file__).resolve().parents[2] / "configs" / "townworld.py")
   cfg = load_config(path + ":smoke")
   both = str(tmp_path / "both")
   stats_both = pretrain.run(cfg, both, log=lambda _: None)
   _, _, params_both = checkpoint.load(both)
   flat_both = checkpoint.flat_params(params_both)
+  for number in (1, 2, 3):  # every stage folder loads as a base, as the final one does
+    assert load_base(str(tmp_path / "both" / f"stage{number}")).world.seed == cfg.world.seed
   for start_stage in (4, 3, 2):  # Each run alone rewrites the stages after it, unchanged.
     with pytest.raises(FileNotFoundError, match=f"no finished stage {start_stage - 1}"):
       pretrain.run(cfg, str(tmp_path / "empty"), log=lambda _: None, start_stage=start_stage)
