@@ -3,6 +3,8 @@
 A reader, or a run killed in the middle of a write, sees the old file or the new one,
 never a part of either; a failed write removes its temp file and leaves the old file as
 it was. Every result, checkpoint, log rewrite and record file of msr-jax is written here.
+The new file gets the old file's permissions, or those of a file made with `open()` under
+the process's umask (a temp file is 0600 by design, which must not leak into results).
 """
 
 from __future__ import annotations
@@ -11,6 +13,27 @@ import contextlib
 import os
 import tempfile
 from typing import Iterable, Iterator
+
+
+def _umask() -> int:
+  """The process's umask, read without changing it (os.umask would, and threads run)."""
+  try:
+    with open("/proc/self/status") as f:
+      for line in f:
+        if line.startswith("Umask:"):
+          return int(line.split()[1], 8)
+  except (OSError, ValueError):
+    pass
+  mask = os.umask(0o022)
+  os.umask(mask)
+  return mask
+
+
+def _mode_for(path: str) -> int:
+  try:
+    return os.stat(path).st_mode & 0o7777
+  except FileNotFoundError:
+    return 0o666 & ~_umask()
 
 
 @contextlib.contextmanager
@@ -27,6 +50,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
   os.close(fd)
   try:
     yield tmp
+    os.chmod(tmp, _mode_for(path))
     with open(tmp, "rb") as f:  # On disk before the rename: a crash cannot leave a hole.
       os.fsync(f.fileno())
     os.replace(tmp, path)

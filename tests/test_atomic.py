@@ -37,3 +37,19 @@ def test_atomic_path_hands_a_file_name_to_a_library_writer(tmp_path):
       f.write(b"\x00\x01")
   assert path.read_bytes() == b"\x00\x01"
   assert os.listdir(tmp_path) == ["params.bin"]
+
+
+def test_new_files_follow_the_umask_and_rewrites_keep_the_mode(tmp_path):
+  old = os.umask(0o022)
+  try:
+    path = tmp_path / "result.json"
+    atomic.write_text(path, "a\n")
+    assert os.stat(path).st_mode & 0o777 == 0o644  # not the temp file's 0600
+    os.chmod(path, 0o640)
+    atomic.write_text(path, "b\n")
+    assert os.stat(path).st_mode & 0o777 == 0o640
+    os.umask(0o027)
+    atomic.write_text(tmp_path / "other.json", "c\n")
+    assert os.stat(tmp_path / "other.json").st_mode & 0o777 == 0o640
+  finally:
+    os.umask(old)

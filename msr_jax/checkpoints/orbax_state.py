@@ -8,15 +8,69 @@ shardings when the state lives on a mesh) so the state comes back with the same 
 structure, dtypes and placement it was saved from. Saves are made synchronous (waited
 for) so a run killed right after a save always finds it complete; orbax itself writes
 to a temporary folder and renames it, so a partially written step is never listed.
+
+A failed save (a full disk) is reported by orbax from each of its threads, as log records
+with tracebacks and as asyncio errors printed to stderr, before the error is raised: a
+thousand lines that bury the one that matters. While a save runs that output is held back;
+it is shown if the save succeeds and dropped if it fails (MSR_TRACEBACK=1 shows it always),
+since the raised error carries the cause.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
-from typing import Any
+import sys
+import time
+from typing import Any, Iterator
 
 import jax
 import orbax.checkpoint as ocp
+
+
+def _wait_for_quiet(buffer: io.StringIO, quiet_s: float = 0.5, limit_s: float = 5.0) -> None:
+  """Returns once nothing was written to `buffer` for `quiet_s` (at most `limit_s`)."""
+  start = last_change = time.monotonic()
+  size = buffer.tell()
+  while time.monotonic() - last_change < quiet_s and time.monotonic() - start < limit_s:
+    time.sleep(0.05)
+    if buffer.tell() != size:
+      size, last_change = buffer.tell(), time.monotonic()
+
+
+@contextlib.contextmanager
+def _held_back_output() -> Iterator[None]:
+  """Holds orbax's log records and stderr output; releases them only on success."""
+  if os.environ.get("MSR_TRACEBACK"):
+    yield
+    return
+  held: list[logging.LogRecord] = []
+
+  def hold(record: logging.LogRecord) -> bool:
+    held.append(record)
+    return False
+
+  loggers = [logging.getLogger(name) for name in ("absl", "orbax")]
+  saved_stderr, buffer = sys.stderr, io.StringIO()
+  for logger in loggers:
+    logger.addFilter(hold)
+  sys.stderr = buffer
+  succeeded = False
+  try:
+    yield
+    succeeded = True
+  finally:
+    if not succeeded:  # orbax's threads go on reporting after the raise: let them finish
+      _wait_for_quiet(buffer)
+    sys.stderr = saved_stderr
+    for logger in loggers:
+      logger.removeFilter(hold)
+    if succeeded:
+      saved_stderr.write(buffer.getvalue())
+      for record in held:
+        logging.getLogger(record.name).handle(record)
 
 
 def abstract_like(tree: Any) -> Any:
@@ -39,9 +93,10 @@ class StateCheckpointer:
                                          item_names=("state", "meta"))
 
   def save(self, step: int, state: Any, meta: dict) -> None:
-    self.manager.save(int(step), args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
-    self.manager.wait_until_finished()
+    with _held_back_output():
+      self.manager.save(int(step), args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
+      self.manager.wait_until_finished()
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()

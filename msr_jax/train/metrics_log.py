@@ -4,16 +4,26 @@ Every line has "type" ("train", "guard", "checkpoint", ...) and "step". Lines ho
 what the computation determines (no wall-clock times), so a resumed run's file is
 identical, line for line, to an uninterrupted run's; throughput goes to the progress bar.
 On resume, lines past the restored step are dropped (the steps will be run again), by an
-atomic rewrite.
+atomic rewrite. A torn last line (the trace of a crash or a full disk in the middle of an
+append) is dropped too, with a warning; a damaged line anywhere else is an error naming
+the file and the line, and the file is left as it is.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 
 from msr_jax import atomic
+from msr_jax.errors import DiskFullError, UserError, disk_full_cause, describe_disk_full
+
+log = logging.getLogger(__name__)
+
+
+class MetricsLogError(UserError, ValueError):
+  """A damaged metrics.jsonl; the message reads `file:line: reason`."""
 
 
 def _clean(value):
@@ -31,11 +41,62 @@ class MetricsLog:
 
   def write(self, record: dict) -> None:
     record = {k: _clean(v) for k, v in record.items()}
-    self._file.write(json.dumps(record, sort_keys=True) + "\n")
-    self._file.flush()
+    try:
+      self._file.write(json.dumps(record, sort_keys=True) + "\n")
+      self._file.flush()
+    except OSError as e:
+      self._abandon()
+      if disk_full_cause(e) is not None:
+        raise DiskFullError(describe_disk_full(e, f"{self.path}: appending a line")) from e
+      raise
+
+  def _abandon(self) -> None:
+    """Drops what the buffer still holds: after a failed append the file ends in a torn
+    line, which the next resume removes; writing the rest later would corrupt it."""
+    try:
+      os.close(self._file.fileno())
+    except OSError:
+      pass
+    try:
+      self._file.close()
+    except (OSError, ValueError):
+      pass
 
   def close(self) -> None:
-    self._file.close()
+    try:
+      self._file.close()
+    except OSError as e:
+      self._abandon()
+      if disk_full_cause(e) is not None:
+        raise DiskFullError(describe_disk_full(e, f"{self.path}: closing")) from e
+      raise
+
+
+def _parse(path: str, lines: list[str]) -> list[tuple[dict, str]]:
+  """(record, line) of each line; a torn last line is dropped with a warning."""
+  records = []
+  for number, line in enumerate(lines, start=1):
+    if not line.strip():
+      continue
+    try:
+      record = json.loads(line)
+    except (json.JSONDecodeError, RecursionError) as e:
+      if number == len(lines) and not line.endswith("\n"):
+        log.warning("%s:%d: dropped a torn last line (%d bytes; a crash or a full disk "
+                    "while it was appended)", path, number, len(line))
+        continue
+      reason = e.msg if isinstance(e, json.JSONDecodeError) else "nested too deeply"
+      raise MetricsLogError(f"{path}:{number}: not a JSON line ({reason}); the log is damaged "
+                            "in the middle, not torn at the end") from None
+    if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+      raise MetricsLogError(f"{path}:{number}: field 'step': missing or not an integer")
+    records.append((record, line))
+  return records
+
+
+def _lines(path: str) -> list[str]:
+  with open(path, encoding="utf-8", errors="replace", newline="\n") as f:
+    return f.readlines()
 
 
 def truncate_after(path: str | os.PathLike, step: int) -> None:
@@ -43,11 +104,12 @@ def truncate_after(path: str | os.PathLike, step: int) -> None:
   path = os.fspath(path)
   if not os.path.exists(path):
     return
-  with open(path, encoding="utf-8") as f:
-    kept = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
+  kept = [line.rstrip("\n") + "\n" for record, line in _parse(path, _lines(path))
+          if record["step"] <= step]  # a line torn just before its newline is whole
   atomic.write_text(path, "".join(kept))
 
 
 def read(path: str | os.PathLike) -> list[dict]:
-  with open(path, encoding="utf-8") as f:
-    return [json.loads(line) for line in f if line.strip()]
+  """Every record of a metrics.jsonl (a torn last line is left out, with a warning)."""
+  path = os.fspath(path)
+  return [record for record, _ in _parse(path, _lines(path))]
