@@ -16,6 +16,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.seed = 0
   config.run_dir = "runs/train"
   config.resume = True          # continue from the run folder's last checkpoint
+  # A resume with a config that changes the run is refused unless this is set; the change
+  # is then recorded in the run folder's config_changes.jsonl.
+  config.allow_config_change = False
   config.progress = True        # tqdm bar (loss, tokens/s)
 
   config.model = ml_collections.ConfigDict()

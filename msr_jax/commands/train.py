@@ -3,7 +3,8 @@
 Trains on JSONL records (config.data.kind="jsonl", config.data.paths) or Townworld
 episodes (config.data.kind="townworld"), full or context-frozen (config.train.mode),
 writing metrics.jsonl and orbax checkpoints to the run folder; a run folder that holds
-checkpoints is resumed from the newest one.
+checkpoints is resumed from the newest one, with the config it was started with (a changed
+field that changes the run is refused unless --allow-config-change, which records it).
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ def register(subparsers) -> None:
   parser.add_argument("--max-steps", type=int, default=None,
                       help="stop after this step without changing config.train.steps "
                       "(the run can be resumed)")
+  parser.add_argument("--allow-config-change", action="store_true",
+                      help="resume even though the config changes the run (recorded in "
+                      "the run folder's config_changes.jsonl)")
   parser.set_defaults(func=run, accepts_overrides=True)
 
 
@@ -28,6 +32,9 @@ def run(args) -> int:
   from msr_jax.train.loop import train_loop
 
   config = load_config(args.config, args.overrides)
+  if args.allow_config_change:
+    with config.unlocked():
+      config.allow_config_change = True
   result = train_loop(config, run_dir=args.run_dir, max_steps=args.max_steps)
   print(json.dumps(result.summary, indent=2, sort_keys=True))
   return 0

@@ -23,6 +23,10 @@ def get_data_config() -> ml_collections.ConfigDict:
   config.keep_first = 0             # tokens kept at the start when cutting (e.g. 1 for BOS)
   config.context_buckets = (32, 64, 128, 256, 512)
   config.decision_buckets = (8, 16, 32, 64, 128)
+  # A decision longer than the largest decision bucket, found when the data is loaded:
+  # "raise" (naming file, line and id) | "skip" (counted and listed) | "cut" (its first
+  # tokens, counted); "" = as on_error.
+  config.long_decisions = ""
   config.replay_ratio = 0.0         # fraction of emitted examples drawn from replay
   config.replay_capacity = 10_000
   return config

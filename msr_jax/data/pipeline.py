@@ -3,7 +3,10 @@
 read (`jsonl.read_records`) -> tokenize (`tokenize_record`) -> segment (`segment`).
 `on_error` applies to every stage: "raise" stops at the first bad record with an error
 naming file and line; "skip" leaves the record out and lists it in `PrepareReport.skipped`
-with file, line and reason. A record id may appear only once across all files.
+with file, line and reason. A record id may appear only once across all files. A decision
+longer than `max_decision_tokens` (the largest decision bucket) is handled at load time as
+`long_decisions` says ("raise", "skip" or "cut"; "" = as `on_error`), see
+`segmentation.limit_decisions`.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import os
 from typing import Sequence
 
 from msr_jax.data.jsonl import ReadReport, RecordError, read_records
-from msr_jax.data.segmentation import Example, SegmentStats, segment
+from msr_jax.data.segmentation import Example, SegmentStats, limit_decisions, segment
 from msr_jax.data.tokenize import TokenizationError, TokenizerAdapter, tokenize_record
 from msr_jax.data.validate import Problem
 
@@ -42,14 +45,17 @@ class PrepareReport:
     s = self.segments
     lines = [f"{len(self.reads)} files, {records} records read, {len(self.skipped)} skipped; "
              f"{s.examples} examples from {s.records} records, {s.examples_cut} contexts cut "
-             f"({s.tokens_dropped} tokens dropped)"]
+             f"({s.tokens_dropped} tokens dropped), {s.decisions_cut} long decisions cut "
+             f"({s.decision_tokens_dropped} tokens dropped), {s.decisions_skipped} skipped"]
     return "\n".join(lines + [f"  {x}" for x in self.skipped])
 
 
 def load_examples(paths: Sequence[str | os.PathLike], adapter: TokenizerAdapter,
                   max_context_tokens: int, on_error: str = "raise",
-                  keep_first: int = 0) -> tuple[dict[str, list[Example]], PrepareReport]:
+                  keep_first: int = 0, max_decision_tokens: int | None = None,
+                  long_decisions: str = "") -> tuple[dict[str, list[Example]], PrepareReport]:
   """Examples of every record in `paths`, grouped by the records' `source` field."""
+  policy = long_decisions or on_error
   report = PrepareReport()
   by_source: dict[str, list[Example]] = {}
   first_seen: dict[str, str] = {}
@@ -75,9 +81,13 @@ def load_examples(paths: Sequence[str | os.PathLike], adapter: TokenizerAdapter,
         reason = str(error)[len(f"{read.path}:{line}: "):]
         skipped.append(Skipped(read.path, line, reason))
         continue
-      by_source.setdefault(record.source, []).extend(
-          segment(tokenized, max_context_tokens, report.segments, keep_first))
+      examples = segment(tokenized, max_context_tokens, report.segments, keep_first)
+      if max_decision_tokens is not None:
+        examples, reasons = limit_decisions(examples, max_decision_tokens, policy,
+                                            report.segments, f"{read.path}:{line}")
+        skipped += [Skipped(read.path, line, r[len(f"{read.path}:{line}: "):]) for r in reasons]
+      by_source.setdefault(record.source, []).extend(examples)
     report.skipped += sorted(skipped, key=lambda x: x.line)
-  if report.skipped or report.segments.examples_cut:
+  if report.skipped or report.segments.examples_cut or report.segments.decisions_cut:
     log.warning("%s", report.summary())
   return by_source, report

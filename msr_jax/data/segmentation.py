@@ -8,6 +8,11 @@ For decision turn k with token span [start, end):
 A context longer than `max_context_tokens` is cut from the left (optionally keeping its
 first `keep_first` tokens, for example a BOS that the model relies on); every cut is
 counted in `SegmentStats` and logged, never silent.
+
+A decision longer than the largest decision bucket cannot be batched. `limit_decisions`
+finds such decisions when the data is loaded, never at the step that draws them, and does
+what `data.long_decisions` says: "raise" (an error naming the record), "skip" (leave the
+example out, counted and listed) or "cut" (keep its first tokens, counted).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Iterable
 import numpy as np
 
 from msr_jax.data.tokenize import TokenizedRecord
+from msr_jax.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +47,9 @@ class SegmentStats:
   examples: int = 0
   examples_cut: int = 0
   tokens_dropped: int = 0
+  decisions_cut: int = 0           # long decisions cut to the largest bucket
+  decision_tokens_dropped: int = 0
+  decisions_skipped: int = 0       # long decisions left out
 
   def merge(self, other: SegmentStats) -> SegmentStats:
     for field in dataclasses.fields(self):
@@ -88,3 +97,42 @@ def segment_all(tokenized: Iterable[TokenizedRecord], max_context_tokens: int,
     log.info("cut %d of %d contexts to %d tokens, dropping %d tokens", stats.examples_cut,
              stats.examples, max_context_tokens, stats.tokens_dropped)
   return examples, stats
+
+
+LONG_DECISIONS = ("raise", "skip", "cut")
+
+
+class DecisionTooLongError(UserError, ValueError):
+  """A decision longer than the largest decision bucket, with "raise" as the policy."""
+
+
+def limit_decisions(examples: list[Example], max_tokens: int, policy: str,
+                    stats: SegmentStats, where: str) -> tuple[list[Example], list[str]]:
+  """Applies the long-decision policy to one record's examples.
+
+  Returns the examples kept and, for "skip", one reason per example left out. `where`
+  (for example "data.jsonl:12") starts the error message and the reasons.
+  """
+  if policy not in LONG_DECISIONS:
+    raise ValueError(f"data.long_decisions: unknown {policy!r}, expected one of "
+                     f"{LONG_DECISIONS}")
+  kept, reasons = [], []
+  for example in examples:
+    n = len(example.decision_tokens)
+    if n <= max_tokens:
+      kept.append(example)
+      continue
+    what = (f"{where}: record {example.record_id!r}, messages[{example.turn}]: a decision of "
+            f"{n} tokens is longer than the largest decision bucket ({max_tokens})")
+    if policy == "raise":
+      raise DecisionTooLongError(f"{what}; add a larger bucket to data.decision_buckets, or "
+                                 "set data.long_decisions to 'cut' or 'skip'")
+    if policy == "skip":
+      stats.decisions_skipped += 1
+      reasons.append(f"{what} (skipped)")
+      continue
+    stats.decisions_cut += 1
+    stats.decision_tokens_dropped += n - max_tokens
+    kept.append(dataclasses.replace(example, decision_tokens=example.decision_tokens[:max_tokens],
+                                    loss_mask=example.loss_mask[:max_tokens]))
+  return kept, reasons

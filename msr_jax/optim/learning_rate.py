@@ -84,3 +84,16 @@ def set_learning_rate(opt_state: Any, lr: float | jax.Array) -> Any:
     raise ValueError("set_learning_rate: the schedule's current learning rate is 0, so no "
                      "multiplier reaches the requested value; use scale_learning_rate")
   return _with_multiplier(opt_state, lambda hp: lr / hp[LR])
+
+
+def refresh_hyperparams(opt_state: Any, fresh_state: Any) -> Any:
+  """`opt_state` with the injected hyperparameters (all but the multiplier) of
+  `fresh_state`, a state that `tx.init` just built from a changed config: a constant
+  learning rate lives in the state, so a resumed run would otherwise keep the old one.
+  The multiplier (a guard's halvings) is kept."""
+  inject, fresh = _lr_state(opt_state), _lr_state(fresh_state)
+  hyperparams = dict(inject.hyperparams)
+  for name, value in fresh.hyperparams.items():
+    if name != LR_MULTIPLIER:
+      hyperparams[name] = jnp.asarray(value, jnp.asarray(hyperparams[name]).dtype)
+  return _replace(opt_state, inject._replace(hyperparams=hyperparams))

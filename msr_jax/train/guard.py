@@ -6,8 +6,13 @@ The guard is host-side bookkeeping; the loop owns the arrays. Its rule:
   - a probe that beats the best score makes the current state the new last good one;
   - a probe more than `threshold` below the best score triggers a rollback to the last
     good state, then `action`: "halve_lr" (the learning rate is halved for the rest of
-    the run, cumulatively over rollbacks) or "stop". After `max_rollbacks` rollbacks the
-    next one also stops the run;
+    the run, cumulatively over rollbacks) or "stop". The `max_rollbacks`-th rollback also
+    stops the run, so a run rolls back at most `max_rollbacks` times (0: the first drop
+    stops it);
+  - a probe whose score is not finite (a diverged model) counts as an unbounded drop, and
+    its event says so ("non_finite"); a first probe that is not finite is an error
+    (`GuardError`): with no baseline there is nothing to guard, and every later comparison
+    with it would be false;
   - with an `anchor` (a score from outside the run: the base model's, when one job is
     split into several trainer runs, as the dream loop's cycles are), drops are measured
     from max(best score, anchor), so a decline spread over runs, each within the
@@ -23,7 +28,13 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from msr_jax.errors import UserError
+
 ACTIONS = ("halve_lr", "stop")
+
+
+class GuardError(UserError, ValueError):
+  """The guard cannot judge the run (its baseline probe is not finite)."""
 
 
 @dataclasses.dataclass
@@ -47,6 +58,8 @@ class QualityGuard:
     if action not in ACTIONS:
       raise ValueError(f"guard.action: unknown {action!r}, expected one of {ACTIONS}")
     self.every, self.threshold, self.action = every, float(threshold), action
+    if max_rollbacks < 0:
+      raise ValueError(f"guard.max_rollbacks must be >= 0, got {max_rollbacks}")
     self.max_rollbacks = max_rollbacks
     if anchor is not None and not math.isfinite(anchor):
       raise ValueError(f"guard.anchor must be a finite score or None, got {anchor}")
@@ -65,6 +78,12 @@ class QualityGuard:
     event = {"type": "guard", "step": int(step), "score": float(score),
              "best_score": s.best_score, "best_step": s.best_step,
              "threshold": self.threshold, "anchor": self.anchor}
+    if s.best_score is None and not math.isfinite(score):
+      raise GuardError(
+          f"guard: the probe's score at step {step} (the baseline, before any update) is "
+          f"{score}, so there is nothing to guard against; the probe's data or the model "
+          "gives non-finite values (check the held-out records' weights and inputs, or the "
+          "probe function)")
     if s.best_score is None or (math.isfinite(score) and score > s.best_score):
       first = s.best_score is None
       event["event"] = "baseline" if first else "best"
@@ -76,11 +95,13 @@ class QualityGuard:
     reference = s.best_score if self.anchor is None else max(s.best_score, self.anchor)
     drop = reference - score if math.isfinite(score) else math.inf
     event["drop"] = drop
+    if not math.isfinite(score):
+      event["non_finite"] = True
     if drop <= self.threshold:
       event["event"] = "ok"
       return event
     s.num_rollbacks += 1
-    stop = self.action == "stop" or s.num_rollbacks > self.max_rollbacks
+    stop = self.action == "stop" or s.num_rollbacks >= self.max_rollbacks
     if not stop:
       s.lr_factor *= 0.5
     s.stopped = stop

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import time
 from typing import Callable, Mapping, Sequence
@@ -25,14 +26,17 @@ import tqdm
 
 from msr_jax import optim
 from msr_jax.checkpoints.orbax_state import StateCheckpointer
+from msr_jax.errors import DiskFullError, describe_disk_full, disk_full_cause
 from msr_jax.model import make_mesh
 from msr_jax.model.config import ModelConfig
-from msr_jax.train import metrics_log, setup
+from msr_jax.train import metrics_log, run_folder, setup
 from msr_jax.train.data_stream import BatchStream
 from msr_jax.train.guard import QualityGuard
 from msr_jax.train.probes import heldout_loss_probe
 from msr_jax.train.state import TrainState, init_state
 from msr_jax.train.step import jit_train_step, make_train_step
+
+log = logging.getLogger(__name__)
 
 # A callback sees (step, host metrics, state) after every step; raising StopTraining ends
 # the run cleanly (final checkpoint written), any other exception propagates.
@@ -100,9 +104,21 @@ def train_loop(config, sources: Mapping[str, Sequence] | None = None, *, graphde
     built from config.model. probe_fn: params -> score for the guard; default: negative
     loss on `config.guard.holdout_examples` examples held out of training. max_steps:
     stop after this step (as if killed, but cleanly) without changing config.train.steps.
+
+  The config is checked before anything is written (`setup.check_config`); the run folder
+  is locked while the run trains, and a resume refuses a config that changes the run
+  (`run_folder`).
   """
+  setup.check_config(config)
   run_dir = os.path.abspath(run_dir or config.run_dir)
   os.makedirs(run_dir, exist_ok=True)
+  with run_folder.RunLock(run_dir):
+    return _train(config, sources, graphdef, params, model_config, probe_fn, callbacks,
+                  run_dir, max_steps)
+
+
+def _train(config, sources, graphdef, params, model_config, probe_fn, callbacks, run_dir,
+           max_steps) -> TrainResult:
   adapter = pad_id = None
   if sources is None or params is None:
     adapter, vocab_size, pad_id = setup.make_adapter(config.data.tokenizer)
@@ -148,25 +164,42 @@ def train_loop(config, sources: Mapping[str, Sequence] | None = None, *, graphde
   start = 0
   latest = checkpointer.latest_step() if config.resume else None
   if latest is not None:
+    changed = run_folder.check_resume_config(run_dir, config, latest,
+                                             bool(config.get("allow_config_change", False)))
     target = {"train": state}
     if use_guard:
       target["good"] = (state.params, state.opt_state)
     restored, meta = checkpointer.restore(latest, target)
+    if changed:  # the new config's injected learning rate, not the stored one
+      restored["train"] = restored["train"]._replace(opt_state=optim.refresh_hyperparams(
+          restored["train"].opt_state, state.opt_state))
     state = restored["train"]
     good = jax.device_get(restored["good"]) if use_guard else None
     stream.set_state(meta["data"])
     guard.set_state(meta["guard"])
     start = latest
     metrics_log.truncate_after(metrics_path, latest)
-  elif os.path.exists(metrics_path):
-    os.remove(metrics_path)  # a fresh run (resume off, or nothing saved yet)
-  log = metrics_log.MetricsLog(metrics_path)
+  else:  # a fresh run (resume off, or nothing saved yet)
+    for stale in (metrics_path, os.path.join(run_dir, run_folder.CHANGES_FILE)):
+      if os.path.exists(stale):
+        os.remove(stale)
+    run_folder.store_config(run_dir, config)
+  if int(config.checkpoint.every) == 0:
+    log.warning("%s: checkpoint.every=0: this run writes no checkpoint and cannot be "
+                 "resumed", run_dir)
+  events = metrics_log.MetricsLog(metrics_path)
 
   def save(step: int) -> None:
-    log.write({"type": "checkpoint", "step": step})
+    events.write({"type": "checkpoint", "step": step})
     items = {"train": state, "good": good} if use_guard else {"train": state}
-    checkpointer.save(step, items,
-                      {"data": stream.get_state(), "guard": guard.get_state()})
+    try:
+      checkpointer.save(step, items,
+                        {"data": stream.get_state(), "guard": guard.get_state()})
+    except Exception as e:
+      if disk_full_cause(e) is None:
+        raise
+      raise DiskFullError(describe_disk_full(
+          e, f"{checkpointer.directory}: saving the checkpoint of step {step}")) from None
 
   def run_guard(step: int) -> bool:
     """Probes, logs, rolls back; returns True when the run must stop."""
@@ -176,7 +209,7 @@ def train_loop(config, sources: Mapping[str, Sequence] | None = None, *, graphde
       good = jax.device_get((state.params, state.opt_state))
     elif event["event"] == "rollback":
       state = _restore_good(state, good, guard)
-    log.write(event)
+    events.write(event)
     return guard.state.stopped
 
   total_steps = int(t.steps)
@@ -196,7 +229,7 @@ def train_loop(config, sources: Mapping[str, Sequence] | None = None, *, graphde
       metrics = _host_metrics(device_metrics)
       step += 1
       tokens = batch.num_tokens
-      log.write({"type": "train", "step": step, "tokens": tokens, **metrics})
+      events.write({"type": "train", "step": step, "tokens": tokens, **metrics})
       bar.update(1)
       bar.set_postfix(loss=f"{metrics['loss']:.4f}",
                       tok_s=f"{tokens / max(time.perf_counter() - began, 1e-9):.0f}")
@@ -212,7 +245,7 @@ def train_loop(config, sources: Mapping[str, Sequence] | None = None, *, graphde
         save(step)
   finally:
     bar.close()
-    log.close()
+    events.close()
     checkpointer.close()
   summary = {"run_dir": run_dir, "step": step, "mode": t.mode,
              "final_loss": metrics.get("loss"), "num_skipped": int(state.num_skipped),

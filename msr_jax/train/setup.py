@@ -12,6 +12,7 @@ config.model.checkpoint = "" for a random init of config.model.preset (with the 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from typing import Mapping, Sequence
 
@@ -19,14 +20,58 @@ import numpy as np
 from flax import nnx
 
 from msr_jax.data import pipeline
-from msr_jax.data.segmentation import Example, segment_all
+from msr_jax.data.segmentation import LONG_DECISIONS, Example, limit_decisions, segment_all
 from msr_jax.data.tokenize import tokenize_record
+from msr_jax.errors import ConfigError
 from msr_jax.model import Decoder, ModelConfig
+
+log = logging.getLogger(__name__)
 
 DATA_KINDS = ("jsonl", "townworld")
 # config.model fields that change the preset when non-zero / non-empty.
 MODEL_CHANGES = ("hidden_size", "intermediate_size", "num_layers", "num_heads",
                  "num_kv_heads", "head_dim", "dtype", "param_dtype")
+
+
+def _positive_ints(name: str, values) -> tuple[int, ...]:
+  values = tuple(values)
+  if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values) \
+      or list(values) != sorted(set(values)):
+    raise ConfigError(f"config.{name}: must be a non-empty ascending list of positive "
+                      f"integers, got {values!r}")
+  return values
+
+
+def check_config(config) -> None:
+  """Refuses, before anything runs or is written, a training config that could not run
+  to its end or could never resume; each error names the field."""
+  def at_least(name: str, minimum: int) -> int:
+    section, _, field = name.partition(".")
+    value = config[section][field]
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+      raise ConfigError(f"config.{name}: must be an integer >= {minimum}, got {value!r}")
+    return value
+
+  at_least("train.steps", 1)
+  at_least("train.batch_size", 1)
+  at_least("train.micro_batches", 1)
+  at_least("checkpoint.every", 0)
+  at_least("checkpoint.keep", 1)
+  if at_least("guard.every", 0):
+    at_least("guard.batch_size", 1)
+    at_least("guard.max_rollbacks", 0)
+  for field, allowed in (("on_error", ("raise", "skip")),
+                         ("long_decisions", ("",) + LONG_DECISIONS)):
+    if config.data.get(field, "") not in allowed:
+      raise ConfigError(f"config.data.{field}: unknown {config.data[field]!r}, expected one "
+                        f"of {allowed}")
+  context = _positive_ints("data.context_buckets", config.data.context_buckets)
+  _positive_ints("data.decision_buckets", config.data.decision_buckets)
+  # The context is prefilled without its last token, which starts the decision input.
+  if int(config.data.max_context_tokens) - 1 > context[-1]:
+    raise ConfigError(f"config.data.max_context_tokens={config.data.max_context_tokens}: a "
+                      f"context that long does not fit the largest context bucket "
+                      f"({context[-1]} + 1); lower it or add a bucket")
 
 
 def make_adapter(tokenizer_spec: str):
@@ -51,9 +96,19 @@ def make_adapter(tokenizer_spec: str):
                    "tokenizer JSON file nor a tokenizer folder")
 
 
+def long_decision_policy(data_config) -> str:
+  """data.long_decisions, or data.on_error when it is "" (see segmentation.limit_decisions)."""
+  return data_config.get("long_decisions", "") or data_config.on_error
+
+
 def examples_from_records(records, adapter, data_config) -> dict[str, list[Example]]:
-  examples, _ = segment_all((tokenize_record(r, adapter) for r in records),
-                            int(data_config.max_context_tokens), int(data_config.keep_first))
+  """Examples of records made in memory (no file: errors name the record id)."""
+  examples, stats = segment_all((tokenize_record(r, adapter) for r in records),
+                                int(data_config.max_context_tokens), int(data_config.keep_first))
+  examples, reasons = limit_decisions(examples, max(data_config.decision_buckets),
+                                      long_decision_policy(data_config), stats, "records")
+  for reason in reasons:
+    log.warning("%s", reason)
   by_source: dict[str, list[Example]] = {}
   for example in examples:
     by_source.setdefault(example.source, []).append(example)
@@ -67,7 +122,8 @@ def load_sources(config, adapter) -> dict[str, list[Example]]:
       raise ValueError("config.data.paths: no JSONL files given (data.kind='jsonl')")
     sources, _ = pipeline.load_examples(list(data.paths), adapter,
                                         int(data.max_context_tokens), data.on_error,
-                                        int(data.keep_first))
+                                        int(data.keep_first), max(data.decision_buckets),
+                                        data.get("long_decisions", ""))
     return sources
   if data.kind == "townworld":
     from msr_jax.world import behaviour

@@ -14,7 +14,7 @@ from msr_jax.train.guard import QualityGuard
 
 
 def test_guard_decisions_and_state_roundtrip():
-  guard = QualityGuard(every=2, threshold=0.1, action="halve_lr", max_rollbacks=1)
+  guard = QualityGuard(every=2, threshold=0.1, action="halve_lr", max_rollbacks=2)
   assert guard.due(4) and not guard.due(3)
   assert guard.observe(0, 1.0)["event"] == "baseline"
   assert guard.observe(2, 0.95)["event"] == "ok"       # a drop within the threshold
@@ -22,12 +22,33 @@ def test_guard_decisions_and_state_roundtrip():
   event = guard.observe(6, math.nan)                    # a non-finite score is a drop
   assert event["event"] == "rollback" and event["lr_factor"] == 0.5 and not event["stop"]
   assert event["rollback_to_step"] == 4 and event["best_score"] == 1.2
-  copy = QualityGuard(every=2, threshold=0.1, action="halve_lr", max_rollbacks=1)
+  assert event["non_finite"] and event["drop"] == math.inf
+  copy = QualityGuard(every=2, threshold=0.1, action="halve_lr", max_rollbacks=2)
   copy.set_state(guard.get_state())
-  for g in (guard, copy):  # the second rollback exceeds max_rollbacks: stop
+  for g in (guard, copy):  # the second rollback is the last one max_rollbacks allows: stop
     event = g.observe(8, 0.0)
     assert event["event"] == "rollback" and event["stop"] and g.state.stopped
     assert g.state.lr_factor == 0.5
+
+
+def test_guard_rolls_back_at_most_max_rollbacks_times():
+  for limit in (0, 1, 3):
+    guard = QualityGuard(every=1, threshold=0.1, max_rollbacks=limit)
+    guard.observe(0, 1.0)
+    rollbacks = 0
+    for step in range(1, 10):
+      if guard.state.stopped:
+        break
+      rollbacks += guard.observe(step, 0.0)["event"] == "rollback"
+    assert rollbacks == max(limit, 1) and guard.state.num_rollbacks == max(limit, 1)
+    assert guard.state.stopped
+
+
+def test_a_non_finite_baseline_is_an_error_not_a_rollback():
+  from msr_jax.train.guard import GuardError
+  for score in (math.nan, math.inf, -math.inf):
+    with pytest.raises(GuardError, match="baseline.*not finite|nothing to guard"):
+      QualityGuard(every=2, threshold=0.1).observe(0, score)
 
 
 def test_anchored_guard_catches_a_decline_spread_over_runs():
