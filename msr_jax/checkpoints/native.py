@@ -74,6 +74,12 @@ def read_config(folder: str, **changes) -> ModelConfig:
 
 def load(path: str, **config_changes):
   """Reads a checkpoint folder: returns (config, graphdef, params, tokenizer or None)."""
+  config, graphdef, params = load_model(path, **config_changes)
+  return config, graphdef, params, tokenizer_io.load_tokenizer(os.fspath(path))
+
+
+def load_model(path: str, **config_changes):
+  """(config, graphdef, params) of a checkpoint folder, without its tokenizer."""
   path = os.fspath(path)
   if not is_native(path):
     raise CheckpointError(f"{path}: not a checkpoint folder (no {' or '.join(CONFIG_FILES)})")
@@ -92,4 +98,4 @@ def load(path: str, **config_changes):
 
   graphdef, params = build_params(config, fetch, source=params_path)
   check_names(weights.keys(), used, (), source=params_path)
-  return config, graphdef, params, tokenizer_io.load_tokenizer(path)
+  return config, graphdef, params

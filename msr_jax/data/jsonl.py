@@ -19,11 +19,12 @@ from typing import Iterable
 from msr_jax import atomic
 from msr_jax.data.records import Record
 from msr_jax.data.validate import Problem, check_record_json
+from msr_jax.errors import UserError
 
 log = logging.getLogger(__name__)
 
 
-class RecordError(ValueError):
+class RecordError(UserError, ValueError):
   """A malformed record; the message reads `file:line: field: reason`."""
 
   def __init__(self, path: str, line: int, problems: list[Problem]):
@@ -73,6 +74,9 @@ def _parse_line(raw: bytes) -> tuple[object | None, list[Problem]]:
     return json.loads(text), []
   except json.JSONDecodeError as e:
     return None, [Problem("<json>", f"bad JSON: {e.msg} at column {e.colno}")]
+  except RecursionError:  # Python's parser recurses once per level of nesting.
+    return None, [Problem("<json>", "nested too deeply to parse (a record is at most a few "
+                                    "levels deep)")]
 
 
 def read_records(path: str | os.PathLike,

@@ -18,6 +18,10 @@ ROLES = ("system", "user", "assistant")
 # ("decision", "wieght") is never silently ignored.
 FIELDS = ("id", "messages", "source", "decisions", "weight", "meta")
 MESSAGE_FIELDS = ("role", "content")
+# The largest record weight. Weights are relative (they scale a record's loss terms), and
+# one beyond this would become inf in float32 and take the loss, the probes and the guard
+# with it; 1e6 already lets one record outweigh a million others.
+MAX_WEIGHT = 1e6
 
 
 @dataclasses.dataclass(frozen=True)

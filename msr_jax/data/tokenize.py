@@ -16,9 +16,10 @@ import numpy as np
 
 from msr_jax.data.records import Message, Record
 from msr_jax.data.validate import check_record_json
+from msr_jax.errors import UserError
 
 
-class TokenizationError(ValueError):
+class TokenizationError(UserError, ValueError):
   """A record that cannot be tokenized with an exact mask; names the record and turn."""
 
 

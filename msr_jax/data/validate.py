@@ -11,7 +11,7 @@ import dataclasses
 import math
 from typing import Any
 
-from msr_jax.data.records import FIELDS, MESSAGE_FIELDS, ROLES
+from msr_jax.data.records import FIELDS, MAX_WEIGHT, MESSAGE_FIELDS, ROLES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,6 +21,39 @@ class Problem:
 
   def __str__(self) -> str:
     return f"{self.field}: {self.reason}"
+
+
+def first_bad_text(value: Any, field: str) -> Problem | None:
+  """A string (or object key) in `value` that is not valid Unicode text: a lone surrogate
+  such as "\\ud800", which JSON can spell but UTF-8 cannot encode, so a file, a tokenizer
+  or SQLite would fail on it later. Returns the first one as a Problem naming its field."""
+  if isinstance(value, str):
+    try:
+      value.encode("utf-8")
+    except UnicodeEncodeError as e:
+      return Problem(field, f"not valid Unicode text: a lone surrogate "
+                            f"U+{ord(value[e.start]):04X} at character {e.start}")
+    return None
+  if isinstance(value, list):
+    for i, item in enumerate(value):
+      if (problem := first_bad_text(item, f"{field}[{i}]")) is not None:
+        return problem
+  if isinstance(value, dict):
+    for key, item in value.items():
+      if (problem := first_bad_text(key, field or "<record>")) is not None:
+        return Problem(problem.field, f"a key is {problem.reason}")
+      if (problem := first_bad_text(item, f"{field}.{key}" if field else str(key))) is not None:
+        return problem
+  return None
+
+
+def check_weight(weight: Any) -> str | None:
+  """Why a record weight is not usable, or None."""
+  if not isinstance(weight, (int, float)) or isinstance(weight, bool):
+    return f"must be a number, got {weight!r}"
+  if not math.isfinite(weight) or not 0 <= weight <= MAX_WEIGHT:
+    return f"must be finite and in [0, {MAX_WEIGHT:g}], got {weight!r}"
+  return None
 
 
 def _is_int(x: Any) -> bool:
@@ -110,12 +143,10 @@ def check_record_json(obj: Any) -> list[Problem]:
     problems.append(Problem("source", "missing"))
   elif not isinstance(obj["source"], str) or not obj["source"]:
     problems.append(Problem("source", f"must be a non-empty string, got {obj['source']!r}"))
-  if "weight" in obj:
-    weight = obj["weight"]
-    if not isinstance(weight, (int, float)) or isinstance(weight, bool):
-      problems.append(Problem("weight", f"must be a number, got {weight!r}"))
-    elif not math.isfinite(weight) or weight < 0:
-      problems.append(Problem("weight", f"must be finite and >= 0, got {weight!r}"))
+  if "weight" in obj and (reason := check_weight(obj["weight"])) is not None:
+    problems.append(Problem("weight", reason))
+  if (bad_text := first_bad_text(obj, "")) is not None:
+    problems.append(bad_text)
   if "meta" in obj and not isinstance(obj["meta"], dict):
     problems.append(Problem("meta", f"must be an object, got {type(obj['meta']).__name__}"))
   if "messages" not in obj:

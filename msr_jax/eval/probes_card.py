@@ -8,12 +8,12 @@ subset probe scores, and whether each pre-registered goal was met.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
 from typing import Callable
 
+from msr_jax.checkpoints.errors import CheckpointError
 from msr_jax.eval import probes, probes_score
 from msr_jax.world import checkpoint, corpus, tokenizer
 from msr_jax.world.pretrain import WORLD_FILE
@@ -31,8 +31,10 @@ def world_settings(directory: str) -> dict:
   settings = {"world_seed": 0, "num_people": 240, "probe_seed": 1234,
               "note_facts": list(corpus.Mixture().note_facts)}
   if os.path.exists(path):
-    with open(path) as f:
-      settings.update(json.load(f))
+    stored = checkpoint.read_json(path, "no world settings")
+    if not isinstance(stored, dict) or set(stored) - set(settings):
+      raise CheckpointError(f"{path}: expected an object with the fields {sorted(settings)}")
+    settings.update(stored)
   return settings
 
 
@@ -79,7 +81,8 @@ def write_card(directory: str, cfg, stats: dict, log: Callable[[str], None] = pr
   log(format_table(full["probes"]))
   card = {
       "model": cfg.model.preset,
-      "model_config": json.load(open(os.path.join(directory, checkpoint.CONFIG))),
+      "model_config": checkpoint.read_json(os.path.join(directory, checkpoint.CONFIG),
+                                           "no model config"),
       "config": cfg.to_dict(), "seed": cfg.seed, "world": world_settings(directory),
       "steps": stats["steps"], "tokens": stats["tokens"],
       "trained_tokens": stats["trained_tokens"], "wall_s": round(stats["wall_s"], 1),

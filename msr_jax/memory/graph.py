@@ -28,6 +28,7 @@ from typing import Iterable, Iterator, Mapping
 import numpy as np
 
 from msr_jax.data.records import Record
+from msr_jax.data.validate import first_bad_text
 from msr_jax.memory import walks
 from msr_jax.memory.graph_store import (EDGE_TYPES, SYMMETRIC_EDGE_TYPES, MemoryGraphError,
                                         open_connection, sqlite_errors)
@@ -147,13 +148,20 @@ class MemoryGraph:
     entity_set = sorted(set(entities))
     if not all(isinstance(e, str) and e for e in entity_set):
       raise ValueError(f"every entity must be a non-empty string, got {entity_set}")
+    where = f"{self._path}: add_node(record {record.id!r})"
+    for field, value in (("entities", entity_set), ("kind", kind)):
+      if (bad := first_bad_text(value, field)) is not None:
+        raise MemoryGraphError(f"{where}: {bad}")
     salience = _check_weight("salience", salience, positive=False)
     created = time.time() if created is None else float(created)
     if not math.isfinite(created):
       raise ValueError(f"created must be finite, got {created}")
     # Refuse now what could not be read back later.
     obj = record.to_json()
-    record_from_json(obj, where=f"add_node(record {record.id!r})")
+    try:
+      record_from_json(obj, where=where)
+    except ValueError as e:  # SQLite could not store it, or it could not be read back
+      raise MemoryGraphError(str(e)) from None
     try:
       text = json.dumps(obj, ensure_ascii=False, sort_keys=True)
     except TypeError as e:
@@ -245,8 +253,8 @@ class MemoryGraph:
     where = f"{self._path}: node {node_id}"
     try:
       record = record_from_json(json.loads(text), where=where)
-    except json.JSONDecodeError as e:
-      raise MemoryGraphError(f"{where}: record is not valid JSON: {e}") from e
+    except (json.JSONDecodeError, RecursionError) as e:
+      raise MemoryGraphError(f"{where}: record is not valid JSON: {e}") from None
     except ValueError as e:
       raise MemoryGraphError(str(e)) from e
     entities = frozenset(r[0] for r in conn.execute(

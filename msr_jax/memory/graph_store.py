@@ -24,6 +24,8 @@ import uuid
 from pathlib import Path
 from typing import Iterator
 
+from msr_jax.errors import UserError
+
 APPLICATION_ID = 0x4D53524D  # "MSRM"
 SCHEMA_VERSION = 1
 EDGE_TYPES = ("shared_entity", "temporal", "cooccurrence")
@@ -63,7 +65,7 @@ _COLUMNS = {
 }
 
 
-class MemoryGraphError(Exception):
+class MemoryGraphError(UserError, ValueError):
   """A memory-graph file is missing, damaged, of another kind, or cannot be written."""
 
 

@@ -11,10 +11,10 @@ field raises `ValueError` naming where the record came from (`where`, e.g.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from msr_jax.data.records import FIELDS, MESSAGE_FIELDS, ROLES, Record
+from msr_jax.data.validate import check_weight, first_bad_text
 
 
 def record_from_json(obj: Any, where: str = "record") -> Record:
@@ -52,9 +52,10 @@ def record_from_json(obj: Any, where: str = "record") -> Record:
     for d in decisions:
       if not 0 <= d < len(roles) or roles[d] != "assistant":
         raise ValueError(f"{where}: decisions entry {d} is not the index of an assistant message")
-  weight = obj.get("weight", 1.0)
-  if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
-    raise ValueError(f"{where}: field 'weight' must be a finite number, got {weight!r}")
+  if (reason := check_weight(obj.get("weight", 1.0))) is not None:
+    raise ValueError(f"{where}: field 'weight' {reason}")
+  if (bad_text := first_bad_text(obj, "")) is not None:
+    raise ValueError(f"{where}: field {bad_text.field}: {bad_text.reason}")
   if not isinstance(obj.get("meta", {}), dict):
     raise ValueError(f"{where}: field 'meta' must be an object")
   return Record.from_json(obj)

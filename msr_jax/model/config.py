@@ -8,6 +8,7 @@ the field tables are data, so a new alias is one line.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from typing import Any
 
 ARCHITECTURES = ("llama", "qwen2", "qwen3")
@@ -32,6 +33,51 @@ _HF_FIELDS = {
     "eos_token_id": "eos_token_id",
     "pad_token_id": "pad_token_id",
 }
+
+
+def _is_int(x) -> bool:
+  return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
+def _is_real(x) -> bool:
+  return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
+# What each field may hold; a config file with "num_layers": "3" must fail here, naming
+# the field, not deep inside the model with a TypeError.
+_FIELD_CHECKS = {
+    "vocab_size": (_is_int, "a positive integer"),
+    "hidden_size": (_is_int, "a positive integer"),
+    "intermediate_size": (_is_int, "a positive integer"),
+    "num_layers": (_is_int, "a positive integer"),
+    "num_heads": (_is_int, "a positive integer"),
+    "num_kv_heads": (_is_int, "a positive integer"),
+    "head_dim": (lambda x: x is None or _is_int(x), "a positive integer or null"),
+    "rope_theta": (_is_real, "a number"),
+    "rms_norm_eps": (_is_real, "a number"),
+    "tie_embeddings": (lambda x: isinstance(x, bool), "true or false"),
+    "qkv_bias": (lambda x: isinstance(x, bool), "true or false"),
+    "qk_norm": (lambda x: isinstance(x, bool), "true or false"),
+    "max_position_embeddings": (_is_int, "a positive integer"),
+    "dtype": (lambda x: isinstance(x, str), "a dtype name"),
+    "param_dtype": (lambda x: isinstance(x, str), "a dtype name"),
+    "architecture": (lambda x: isinstance(x, str), "a string"),
+    "bos_token_id": (lambda x: x is None or _is_int(x), "an integer or null"),
+    "eos_token_id": (lambda x: x is None or _is_int(x) or (
+        isinstance(x, (list, tuple)) and all(map(_is_int, x))), "an integer, a list of them or null"),
+    "pad_token_id": (lambda x: x is None or _is_int(x), "an integer or null"),
+}
+_POSITIVE = ("vocab_size", "hidden_size", "intermediate_size", "num_layers", "num_heads",
+             "num_kv_heads", "head_dim", "max_position_embeddings")
+
+
+def _check_field_types(config) -> None:
+  for name, (ok, expected) in _FIELD_CHECKS.items():
+    value = getattr(config, name)
+    if not ok(value):
+      raise ValueError(f"ModelConfig.{name}: expected {expected}, got {value!r}")
+    if name in _POSITIVE and value is not None and value < 1:
+      raise ValueError(f"ModelConfig.{name}: expected {expected}, got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +107,7 @@ class ModelConfig:
   pad_token_id: int | None = None
 
   def __post_init__(self):
+    _check_field_types(self)
     if self.architecture not in ARCHITECTURES:
       raise ValueError(f"ModelConfig.architecture: unknown {self.architecture!r}, "
                        f"expected one of {ARCHITECTURES}")

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from msr_jax.errors import UserError
 from msr_jax.optim import alias
 from msr_jax.optim import learning_rate as lr_lib
 
@@ -39,7 +40,7 @@ _COMMON_FIELDS = ("name", "learning_rate", "schedule", "warmup_steps", "total_st
 SCHEDULES = ("constant", "cosine", "linear")
 
 
-class OptimizerConfigError(ValueError):
+class OptimizerConfigError(UserError, ValueError):
   """An optimizer config that cannot be built; the message names the field."""
 
 

@@ -11,13 +11,24 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import os
 import pathlib
+import traceback
 
 import ml_collections
 
+from msr_jax.errors import ConfigError
 
-class ConfigError(ValueError):
-  """A config file or an override that cannot be used; the message names the file/field."""
+__all__ = ["ConfigError", "apply_overrides", "load_config", "load_config_file"]
+
+
+def _line_in(error: BaseException, path: pathlib.Path) -> str:
+  """":N", the last line of `path` in the error's traceback ("" when it has none)."""
+  target, line = os.path.realpath(path), ""
+  for frame, lineno in traceback.walk_tb(error.__traceback__):
+    if os.path.realpath(frame.f_code.co_filename) == target:
+      line = f":{lineno}"
+  return line
 
 
 def load_config_file(spec: str) -> ml_collections.ConfigDict:
@@ -29,12 +40,17 @@ def load_config_file(spec: str) -> ml_collections.ConfigDict:
   module = importlib.util.module_from_spec(module_spec)
   try:
     module_spec.loader.exec_module(module)
-  except Exception as e:  # Re-raised with the file named.
-    raise ConfigError(f"{path}: error while executing the config file: {e!r}") from e
+  except Exception as e:  # Re-raised with the file (and the line) named.
+    line = f":{e.lineno}" if isinstance(e, SyntaxError) and e.lineno else _line_in(e, path)
+    raise ConfigError(f"{path}{line}: error while executing the config file: {e!r}") from e
   get_config = getattr(module, "get_config", None)
   if get_config is None:
     raise ConfigError(f"{path}: defines no get_config(arg) function")
-  config = get_config(arg or None)
+  try:
+    config = get_config(arg or None)
+  except Exception as e:  # Re-raised with the file, the line and the argument named.
+    raise ConfigError(f"{path}{_line_in(e, path)}: get_config({arg or None!r}) raised "
+                      f"{e!r}") from e
   if not isinstance(config, ml_collections.ConfigDict):
     raise ConfigError(f"{path}: get_config returned {type(config).__name__}, not ConfigDict")
   return config

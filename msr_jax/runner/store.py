@@ -13,6 +13,7 @@ import os
 import pathlib
 
 from msr_jax import atomic
+from msr_jax.errors import UserError
 
 
 def config_hash(config: dict) -> str:
@@ -50,10 +51,7 @@ class ResultStore:
     path = self.path(key)
     if not path.exists():
       return None
-    try:
-      return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-      raise ValueError(f"{path}: damaged result file ({e}); delete it to re-run the arm") from e
+    return _read_result(path)
 
   def is_done(self, key: str) -> bool:
     result = self.get(key)
@@ -65,5 +63,22 @@ class ResultStore:
   def all(self) -> list[dict]:
     out = []
     for path in sorted(self.root.glob("*.json")):
-      out.append(json.loads(path.read_text()))
+      out.append(_read_result(path))
     return out
+
+
+class ResultStoreError(UserError, ValueError):
+  """A damaged result file; the message names it (and the line where JSON says)."""
+
+
+def _read_result(path: pathlib.Path) -> dict:
+  fix = "delete it to re-run the arm"
+  try:
+    result = json.loads(path.read_bytes().decode("utf-8"))
+  except json.JSONDecodeError as e:
+    raise ResultStoreError(f"{path}:{e.lineno}: damaged result file ({e.msg}); {fix}") from None
+  except (UnicodeDecodeError, RecursionError) as e:
+    raise ResultStoreError(f"{path}: damaged result file ({e!r}); {fix}") from None
+  if not isinstance(result, dict) or not isinstance(result.get("status"), str):
+    raise ResultStoreError(f"{path}: field 'status': missing (not a result file); {fix}")
+  return result

@@ -41,9 +41,13 @@ def enable_compilation_cache(run_dir: str) -> None:
 
 
 def run_spec(spec: dict, run_dir: str) -> dict:
+  """Runs one spec and stores its result. What it prints (a header, the run's own warnings
+  and output, the outcome with the traceback of a failure) is the run's log in a sweep."""
   store = ResultStore(run_dir)
   start = time.time()
   result = {"spec": spec, "key": spec["key"]}
+  print(f"run {spec['key']}: {spec.get('experiment')} / {spec.get('arm')} / seed "
+        f"{spec['seed']} ({spec['entry']})", flush=True)
   try:
     output = resolve_entry(spec["entry"])(spec["config"], spec["seed"])
     result.update(status="ok", output=output)
@@ -51,7 +55,21 @@ def run_spec(spec: dict, run_dir: str) -> dict:
     result.update(status="error", error=traceback.format_exc())
   result["wall_s"] = time.time() - start
   store.put(spec["key"], result)
+  print(f"run {spec['key']}: {result['status']} in {result['wall_s']:.1f} s", flush=True)
+  if result["status"] != "ok":
+    print(result["error"], file=sys.stderr, flush=True)
   return result
+
+
+def log_to_stderr() -> None:
+  """msr_jax's warnings and notes (data cuts, skipped records, guard events) to stderr,
+  which a served run points at its log."""
+  import logging
+  handler = logging.StreamHandler(sys.stderr)
+  handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+  logger = logging.getLogger("msr_jax")
+  logger.addHandler(handler)
+  logger.setLevel(logging.INFO)
 
 
 @contextlib.contextmanager
@@ -103,6 +121,7 @@ def main(argv=None) -> int:
   parser.add_argument("--run-dir", required=True)
   args = parser.parse_args(argv)
   enable_compilation_cache(args.run_dir)
+  log_to_stderr()
   if args.serve:
     serve(args.run_dir)
     return 0

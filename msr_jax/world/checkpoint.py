@@ -19,19 +19,26 @@ import safetensors.numpy
 from flax import nnx
 
 from msr_jax import atomic
-from msr_jax.model import Decoder, ModelConfig
+from msr_jax.checkpoints import native
+from msr_jax.checkpoints.errors import CheckpointError, CheckpointNotFoundError
+from msr_jax.model import ModelConfig
 
 PARAMS, CONFIG, TOKENIZER, CARD = ("params.safetensors", "model_config.json", "tokenizer.json",
                                    "card.json")
 
 
 def read_json(path: str, missing: str):
-  """The JSON object in `path`; a missing file is a FileNotFoundError naming it and `missing`."""
+  """The JSON value in `path`; every failure is a `CheckpointError` naming the file (and
+  `missing` when there is no file)."""
   try:
-    with open(path) as f:
+    with open(path, encoding="utf-8") as f:
       return json.load(f)
   except FileNotFoundError:
-    raise FileNotFoundError(f"{path}: {missing}") from None
+    raise CheckpointNotFoundError(f"{path}: {missing}") from None
+  except json.JSONDecodeError as e:
+    raise CheckpointError(f"{path}: line {e.lineno}: malformed JSON: {e.msg}") from None
+  except (OSError, UnicodeDecodeError, RecursionError) as e:
+    raise CheckpointError(f"{path}: cannot read: {e!r}") from None
 
 
 def write_json(path: str, obj) -> None:
@@ -54,38 +61,15 @@ def save(directory: str, config: ModelConfig, params) -> None:
 
 
 def load_config(directory: str) -> ModelConfig:
-  path = os.path.join(directory, CONFIG)
-  fields = read_json(path, f"no model config; is {directory} a checkpoint?")
-  known = {f.name for f in dataclasses.fields(ModelConfig)}
-  unknown = sorted(set(fields) - known)
-  if unknown:
-    raise ValueError(f"{path}: unknown ModelConfig fields {unknown}")
-  for key in ("rope_scaling",):  # JSON turns tuples into lists; the config is hashable.
-    if fields.get(key) is not None:
-      fields[key] = tuple(tuple(x) for x in fields[key])
-  if isinstance(fields.get("eos_token_id"), list):
-    fields["eos_token_id"] = tuple(fields["eos_token_id"])
-  return ModelConfig(**fields)
+  """The `ModelConfig` in `directory`; errors name the file and the field."""
+  if not native.is_native(directory):
+    raise CheckpointNotFoundError(f"{os.path.join(directory, CONFIG)}: no model config; is "
+                                  f"{directory} a checkpoint?")
+  return native.read_config(directory)
 
 
 def load(directory: str):
-  """Returns (config, graphdef, params) with every parameter checked for shape."""
-  config = load_config(directory)
-  graphdef, params = nnx.split(nnx.eval_shape(lambda: Decoder(config, rngs=nnx.Rngs(0))),
-                               nnx.Param)
-  path = os.path.join(directory, PARAMS)
-  tensors = safetensors.numpy.load_file(path)
-  flat = nnx.to_flat_state(params)
-  expected = {".".join(map(str, p)) for p, _ in flat}
-  if expected != set(tensors):
-    raise ValueError(f"{path}: parameter names differ from the config's model: missing "
-                     f"{sorted(expected - set(tensors))[:5]}, extra "
-                     f"{sorted(set(tensors) - expected)[:5]}")
-  leaves = []
-  for p, variable in flat:
-    name = ".".join(map(str, p))
-    array = tensors[name]
-    if array.shape != variable.shape:
-      raise ValueError(f"{path}: {name} has shape {array.shape}, expected {variable.shape}")
-    leaves.append((p, variable.replace(jax.numpy.asarray(array))))
-  return config, graphdef, nnx.from_flat_state(leaves)
+  """Returns (config, graphdef, params) with every parameter checked for name and shape;
+  read by `msr_jax.checkpoints.native`, so a truncated, malformed or incomplete folder is
+  an error naming the file at fault."""
+  return native.load_model(directory)

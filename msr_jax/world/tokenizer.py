@@ -10,6 +10,7 @@ serves every world. Records are rendered with the testbed's plain template
 
 from __future__ import annotations
 
+import os
 import re
 
 import tokenizers
@@ -68,7 +69,14 @@ def save(tokenizer: tokenizers.Tokenizer, path: str) -> None:
 
 
 def load(path: str) -> tokenizers.Tokenizer:
-  return tokenizers.Tokenizer.from_file(path)
+  """The tokenizer in `path`; an unreadable file is a `CheckpointError` naming it."""
+  from msr_jax.checkpoints.errors import CheckpointError, CheckpointNotFoundError
+  if not os.path.exists(path):
+    raise CheckpointNotFoundError(f"{path}: missing (a checkpoint folder holds its tokenizer)")
+  try:
+    return tokenizers.Tokenizer.from_file(path)
+  except Exception as e:  # tokenizers raises a bare Exception with the parser's words
+    raise CheckpointError(f"{path}: cannot load the tokenizer: {e}") from None
 
 
 def adapter(tokenizer: tokenizers.Tokenizer) -> PlainTemplateAdapter:

@@ -32,7 +32,11 @@ def test_round_trip_through_json_text():
     ({"id": "a", "source": "s", "messages": [{"role": "user", "content": "x"}],
       "decisions": [0]}, "not the index of an assistant"),
     ({"id": "a", "source": "s", "messages": [], "weight": "1"},
-     "'weight' must be a finite number"),
+     "'weight' must be a number"),
+    ({"id": "a", "source": "s", "messages": [], "weight": 1e300},
+     "'weight' must be finite and in \\[0, 1e\\+06\\]"),
+    ({"id": "a", "source": "s", "messages": [{"role": "user", "content": "\ud800"}]},
+     "field messages\\[0\\].content: not valid Unicode text"),
 ])
 def test_bad_fields_are_named(obj, message):
   with pytest.raises(ValueError, match=f"node 7: .*{message}"):

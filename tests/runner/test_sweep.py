@@ -1,4 +1,5 @@
 import json
+import re
 import textwrap
 
 import pytest
@@ -59,6 +60,9 @@ def test_sweep_records_results_and_errors_and_resumes(toy):
   assert results[("bad", 0)]["status"] == "error"
   assert "arm exploded" in results[("bad", 0)]["error"]
   assert "exited with code 3" in results[("dead", 1)]["error"]
+  bad = results[("bad", 0)]
+  log = (run_dir / "logs" / f"toy.bad.s0.{bad['key']}.log").read_text()
+  assert f"run {bad['key']}: error in " in log and "RuntimeError: arm exploded" in log
   # A re-run skips the finished runs and retries only the failed ones.
   calls = (run_dir.parent / "calls.txt")
   calls.write_text("")
@@ -124,7 +128,10 @@ def test_a_worker_serves_many_runs_and_logs_each_apart(toy):
   for (arm, seed), r in results.items():
     x = r["spec"]["config"]["x"]
     log = run_dir / "logs" / f"toy.{arm}.s{seed}.{r['key']}.log"
-    assert log.read_text() == f"arm x={x} seed={seed}\n"
+    lines = log.read_text().splitlines()
+    assert lines[0] == f"run {r['key']}: toy / {arm} / seed {seed} ({r['spec']['entry']})"
+    assert lines[1:-1] == [f"arm x={x} seed={seed}"]  # the run's own output, and no other's
+    assert re.fullmatch(rf"run {r['key']}: ok in \d+\.\d s", lines[-1])
 
 
 def test_runs_per_worker_recycles_workers(toy):

@@ -1,0 +1,3 @@
+import ml_collections
+
+CONFIG = ml_collections.ConfigDict()

@@ -1,0 +1,2 @@
+def get_config(arg=None):
+  return {"steps": 10}

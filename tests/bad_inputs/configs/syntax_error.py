@@ -1,0 +1,5 @@
+import ml_collections
+
+def get_config(arg=None):
+  config = ml_collections.ConfigDict(
+  return config
