@@ -37,39 +37,23 @@ class MetricsLog:
   def __init__(self, path: str | os.PathLike):
     self.path = os.fspath(path)
     os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-    self._file = open(self.path, "a", encoding="utf-8")
+    # Unbuffered: a failed append leaves a torn line on disk (which the next resume drops)
+    # and nothing held in memory that a later write or the close could add after it.
+    self._file = open(self.path, "ab", buffering=0)
 
   def write(self, record: dict) -> None:
     record = {k: _clean(v) for k, v in record.items()}
+    data = memoryview((json.dumps(record, sort_keys=True) + "\n").encode("utf-8"))
     try:
-      self._file.write(json.dumps(record, sort_keys=True) + "\n")
-      self._file.flush()
+      while data:
+        data = data[self._file.write(data):]  # a raw write may take only a part
     except OSError as e:
-      self._abandon()
       if disk_full_cause(e) is not None:
         raise DiskFullError(describe_disk_full(e, f"{self.path}: appending a line")) from e
       raise
 
-  def _abandon(self) -> None:
-    """Drops what the buffer still holds: after a failed append the file ends in a torn
-    line, which the next resume removes; writing the rest later would corrupt it."""
-    try:
-      os.close(self._file.fileno())
-    except OSError:
-      pass
-    try:
-      self._file.close()
-    except (OSError, ValueError):
-      pass
-
   def close(self) -> None:
-    try:
-      self._file.close()
-    except OSError as e:
-      self._abandon()
-      if disk_full_cause(e) is not None:
-        raise DiskFullError(describe_disk_full(e, f"{self.path}: closing")) from e
-      raise
+    self._file.close()
 
 
 def _parse(path: str, lines: list[str]) -> list[tuple[dict, str]]:

@@ -72,4 +72,5 @@ def load(directory: str):
   """Returns (config, graphdef, params) with every parameter checked for name and shape;
   read by `msr_jax.checkpoints.native`, so a truncated, malformed or incomplete folder is
   an error naming the file at fault."""
+  load_config(directory)  # a folder without a config: the file it lacks is named
   return native.load_model(directory)

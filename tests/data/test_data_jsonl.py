@@ -124,6 +124,12 @@ def test_write_rejects_bad_records_and_keeps_the_old_file(tmp_path):
     write_records(path, [good, good])
   with pytest.raises(RecordError, match=r":1: decisions\[0\]"):
     write_records(path, [Record("b", (Message("user", "x"),), source="s", decisions=(0,))])
+  # A lone surrogate would have been a raw UnicodeEncodeError from the encoder.
+  with pytest.raises(RecordError, match=r":2: messages\[0\]\.content: not valid Unicode "
+                                        r"text: a lone surrogate U\+D800 at character 2"):
+    write_records(path, [good, Record("c", (Message("assistant", "ab\ud800"),), source="s")])
+  with pytest.raises(RecordError, match=r":1: weight: must be finite and in \[0, 1e\+06\]"):
+    write_records(path, [Record("d", (Message("assistant", "x"),), source="s", weight=1e300)])
   assert path.read_bytes() == before
   assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]  # no temp file left
 

@@ -54,23 +54,19 @@ def reference(tmp_path_factory, jsonl_path):
 
 
 class DiskFillsAt:
-  """A metrics.jsonl file object that runs out of space after `budget` characters: the
-  line in flight is written in part (as a real full disk leaves it), then ENOSPC."""
+  """A metrics.jsonl file object that runs out of space after `budget` bytes: the line in
+  flight is written in part (as a real full disk leaves it), then ENOSPC."""
 
   def __init__(self, file, budget: int):
     self.file, self.budget, self.name = file, budget, file.name
 
-  def write(self, text: str) -> int:
-    if len(text) > self.budget:
-      self.file.write(text[:self.budget])
-      self.file.flush()
+  def write(self, data) -> int:
+    if len(data) > self.budget:
+      self.file.write(data[:self.budget])
       self.budget = 0
       raise OSError(errno.ENOSPC, "No space left on device", self.name)
-    self.budget -= len(text)
-    return self.file.write(text)
-
-  def flush(self):
-    self.file.flush()
+    self.budget -= len(data)
+    return self.file.write(data)
 
   def fileno(self):
     return self.file.fileno()
