@@ -63,7 +63,7 @@ def _damage_folder(folder: pathlib.Path, damage: str, config_file: str):
     config.write_text('{"config": {"vocab_size": 260,')
   elif damage == "config_missing":
     config.unlink()
-    return folder
+    return config
   elif damage == "config_num_layers_string":
     _edit_json(config, lambda o: fields(o).update(num_layers="3"))
   elif damage == "config_unknown_field":
