@@ -70,6 +70,7 @@ def log_to_stderr() -> None:
   logger = logging.getLogger("msr_jax")
   logger.addHandler(handler)
   logger.setLevel(logging.INFO)
+  logger.propagate = False  # a library may have given the root logger a handler too
 
 
 @contextlib.contextmanager

@@ -184,7 +184,7 @@ def _train(config, sources, graphdef, params, model_config, probe_fn, callbacks,
       if os.path.exists(stale):
         os.remove(stale)
     run_folder.store_config(run_dir, config)
-  if int(config.checkpoint.every) == 0:
+  if int(config.checkpoint.every) == 0 and config.resume:  # asked to be resumable
     log.warning("%s: checkpoint.every=0: this run writes no checkpoint and cannot be "
                  "resumed", run_dir)
   events = metrics_log.MetricsLog(metrics_path)
