@@ -180,6 +180,11 @@ def _train(config, sources, graphdef, params, model_config, probe_fn, callbacks,
     start = latest
     metrics_log.truncate_after(metrics_path, latest)
   else:  # a fresh run (resume off, or nothing saved yet)
+    if checkpointer.all_steps():  # an earlier run's: a later resume would pick them up
+      raise run_folder.RunFolderError(
+          f"{run_dir}: holds the checkpoints of an earlier run (steps "
+          f"{checkpointer.all_steps()}) and resume is off; starting afresh here would mix "
+          "the two runs: use another run folder, delete the checkpoints, or resume")
     for stale in (metrics_path, os.path.join(run_dir, run_folder.CHANGES_FILE)):
       if os.path.exists(stale):
         os.remove(stale)

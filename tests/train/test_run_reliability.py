@@ -141,6 +141,14 @@ def test_resume_refuses_a_config_that_changes_the_run(tmp_path, jsonl_path):
              max_steps=5)
 
 
+def test_a_fresh_run_refuses_a_folder_with_an_earlier_runs_checkpoints(tmp_path, jsonl_path):
+  train_loop(small_config(jsonl_path), run_dir=str(tmp_path), max_steps=4)
+  with pytest.raises(run_folder.RunFolderError, match=r"holds the checkpoints of an earlier "
+                                                       r"run \(steps \[2, 4\]\)"):
+    train_loop(small_config(jsonl_path, "--config.resume=False"), run_dir=str(tmp_path))
+  assert [r["step"] for r in metrics_log.read(tmp_path / "metrics.jsonl")][-1] == 4  # kept
+
+
 def test_an_allowed_change_takes_effect_and_is_recorded(tmp_path, jsonl_path):
   train_loop(small_config(jsonl_path), run_dir=str(tmp_path), max_steps=4)
   config = small_config(jsonl_path, "--config.optim.learning_rate=0.01",
