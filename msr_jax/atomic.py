@@ -2,7 +2,7 @@
 
 A reader, or a run killed in the middle of a write, sees the old file or the new one,
 never a part of either; a failed write removes its temp file and leaves the old file as
-it was. Every result, checkpoint, log rewrite and record file of msr-jax is written here.
+it was. Every result, checkpoint, log rewrite, record and JSON file of msr-jax is written here.
 The new file gets the old file's permissions, or those of a file made with `open()` under
 the process's umask (a temp file is 0600 by design, which must not leak into results).
 """
@@ -10,6 +10,7 @@ the process's umask (a temp file is 0600 by design, which must not leak into res
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from typing import Iterable, Iterator
@@ -70,3 +71,19 @@ def write_bytes(path: str | os.PathLike, chunks: Iterable[bytes | memoryview]) -
 def write_text(path: str | os.PathLike, text: str) -> None:
   """Writes UTF-8 text atomically."""
   write_bytes(path, [text.encode("utf-8")])
+
+
+def _jsonable(value):
+  """numpy scalars and arrays as their Python values; anything else by its repr."""
+  import numpy as np
+  if isinstance(value, np.generic):
+    return value.item()
+  if isinstance(value, np.ndarray):
+    return value.tolist()
+  return repr(value)
+
+
+def write_json(path: str | os.PathLike, obj) -> None:
+  """Writes `obj` as JSON (sorted keys, indented, numpy values as Python ones) atomically:
+  the one JSON writer of msr-jax (results, cards, configs, stats, HF config.json)."""
+  write_text(path, json.dumps(obj, indent=1, sort_keys=True, default=_jsonable) + "\n")

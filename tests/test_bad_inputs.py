@@ -10,7 +10,6 @@ the line or the field, and a damaged file is left as it was.
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import re
 import sqlite3
@@ -95,6 +94,7 @@ def good_native(tmp_path_factory):
 @pytest.fixture(scope="module")
 def good_townworld(tmp_path_factory):
   """A tiny Townworld-style checkpoint: model_config.json, tokenizer.json, townworld.json."""
+  from msr_jax import atomic
   from msr_jax.world import checkpoint, tokenizer as world_tokenizer
   from msr_jax.world.pretrain import WORLD_FILE
   from checkpoints import ckpt_fixtures as fx
@@ -103,7 +103,7 @@ def good_townworld(tmp_path_factory):
   config = fx.TINY.replace(vocab_size=tok.get_vocab_size())
   checkpoint.save(str(folder), config, fx.random_params(config)[1])
   world_tokenizer.save(tok, str(folder / checkpoint.TOKENIZER))
-  checkpoint.write_json(str(folder / WORLD_FILE), {"world_seed": 0, "num_people": 240,
+  atomic.write_json(str(folder / WORLD_FILE), {"world_seed": 0, "num_people": 240,
                                                   "probe_seed": 1, "note_facts": [2, 6]})
   return folder
 
@@ -164,20 +164,19 @@ def _with_graph(path, action):
 
 def _case(case, tmp_path, request):
   """(callable that must fail, the name its message must hold, the file left untouched)."""
+  import msr_jax
+  from msr_jax.runner.config import load_config
   reader, given = case["reader"], case["input"]
   corpus_file = CORPUS / given
   if reader == "records":
     from msr_jax.data.jsonl import read_records
     return lambda: read_records(corpus_file), str(corpus_file), corpus_file
   if reader == "config":
-    from msr_jax.runner.config import load_config
     return lambda: load_config(str(corpus_file)), str(corpus_file), corpus_file
   if reader == "override":
-    from msr_jax.runner.config import load_config
     field = given.split("=")[0]
     return lambda: load_config("configs/train.py", [given]), field, None
   if reader == "train_config":
-    from msr_jax.runner.config import load_config
     from msr_jax.train.loop import train_loop
     config = load_config("configs/train.py:smoke", [given])
     field = given.split("=")[0][len("--config."):]
@@ -188,12 +187,10 @@ def _case(case, tmp_path, request):
     touched = _damage_folder(folder, given, "msr_config.json" if reader == "checkpoint"
                              else "model_config.json")
     if reader == "checkpoint":
-      import msr_jax
       return lambda: msr_jax.load(folder), str(touched), touched
     from msr_jax.eval import probes_card
     return lambda: probes_card.evaluate(str(folder), subset=True), str(touched), touched
   if reader == "gguf":
-    import msr_jax
     from checkpoints import ckpt_fixtures as fx
     tensors = request.getfixturevalue("good_gguf")
     path = tmp_path / "model.gguf"

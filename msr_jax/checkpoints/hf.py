@@ -7,14 +7,15 @@ Only safetensors are read: `pytorch_model.bin` is a pickle and is refused.
 
 from __future__ import annotations
 
-import json
 import os
 
 import jax.numpy as jnp
 import numpy as np
 
+from msr_jax import atomic
 from msr_jax.checkpoints import keymap, safetensors_io, tokenizer_io
 from msr_jax.checkpoints.errors import CheckpointError
+from msr_jax.checkpoints.json_file import read_json
 from msr_jax.checkpoints.params import build_params, check_names, named_arrays
 from msr_jax.model import ModelConfig
 
@@ -22,22 +23,6 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
 KEYMAP = keymap.KeyMap(keymap.HF_KEYMAP)
-
-
-def read_json(path: str) -> dict:
-  """A JSON object from `path`; errors name the file and the line."""
-  try:
-    with open(path, encoding="utf-8") as f:
-      obj = json.load(f)
-  except FileNotFoundError as e:
-    raise CheckpointError(f"{path}: missing") from e
-  except json.JSONDecodeError as e:
-    raise CheckpointError(f"{path}: line {e.lineno}: malformed JSON: {e.msg}") from e
-  except (OSError, UnicodeDecodeError) as e:
-    raise CheckpointError(f"{path}: cannot read: {e}") from e
-  if not isinstance(obj, dict):
-    raise CheckpointError(f"{path}: expected a JSON object, got {type(obj).__name__}")
-  return obj
 
 
 def read_config(folder: str, **changes) -> ModelConfig:
@@ -124,7 +109,7 @@ def export_hf(folder: str, config: ModelConfig, params, tokenizer=None,
   safetensors_io.save(os.path.join(folder, WEIGHTS_FILE), tensors, metadata={"format": "pt"})
   hf = config.to_hf_config()
   hf["torch_dtype"] = dtype.name
-  safetensors_io.write_json(os.path.join(folder, CONFIG_FILE), hf)
+  atomic.write_json(os.path.join(folder, CONFIG_FILE), hf)
   # A stale index from an earlier sharded export would shadow the new single file.
   stale = os.path.join(folder, INDEX_FILE)
   if os.path.exists(stale):

@@ -11,9 +11,10 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from msr_jax import atomic
 from msr_jax.checkpoints import safetensors_io, tokenizer_io
 from msr_jax.checkpoints.errors import CheckpointError
-from msr_jax.checkpoints.hf import read_json
+from msr_jax.checkpoints.json_file import read_json
 from msr_jax.checkpoints.params import build_params, check_names, named_arrays
 from msr_jax.model import ModelConfig
 
@@ -34,14 +35,25 @@ def save(path: str, config: ModelConfig, params, tokenizer=None) -> None:
   """Writes a checkpoint folder: parameters first, the config last (a folder with a
   config is complete), each file atomically."""
   path = os.fspath(path)
+  save_params(path, params)
+  tokenizer_io.save_tokenizer(tokenizer, path)
+  atomic.write_json(os.path.join(path, CONFIG_FILE),
+                    {"format": FORMAT, "version": VERSION, "config": config_fields(config)})
+
+
+def save_params(path: str, params) -> None:
+  """`params.safetensors` of a checkpoint folder (every folder of this project: ours and
+  Townworld's base), atomically, under the project's parameter names."""
   os.makedirs(path, exist_ok=True)
   safetensors_io.save(os.path.join(path, PARAMS_FILE), named_arrays(params),
                       metadata={"format": FORMAT})
-  tokenizer_io.save_tokenizer(tokenizer, path)
+
+
+def config_fields(config: ModelConfig) -> dict:
+  """The `ModelConfig` as JSON fields."""
   fields = dataclasses.asdict(config)
   fields["rope_scaling"] = config.rope_scaling_dict  # JSON has no tuples of pairs.
-  safetensors_io.write_json(os.path.join(path, CONFIG_FILE),
-                            {"format": FORMAT, "version": VERSION, "config": fields})
+  return fields
 
 
 def read_config(folder: str, **changes) -> ModelConfig:

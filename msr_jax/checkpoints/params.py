@@ -18,7 +18,7 @@ from flax import nnx
 
 from msr_jax.checkpoints.errors import CheckpointError
 from msr_jax.model import Decoder, ModelConfig
-from msr_jax.model.sharding import path_to_str
+from msr_jax.param_paths import path_to_str
 
 
 def abstract_params(config: ModelConfig):

@@ -121,5 +121,3 @@ def save(path: str | os.PathLike, tensors: Mapping[str, np.ndarray],
                      [memoryview(a.reshape(-1).view(np.uint8)) for a in arrays])
 
 
-def write_json(path: str | os.PathLike, obj) -> None:
-  atomic.write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")

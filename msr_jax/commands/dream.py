@@ -20,11 +20,11 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+  from msr_jax import atomic
   from msr_jax.dream.consolidate import run_consolidation
   from msr_jax.dream.setup import townworld_setup
   from msr_jax.memory import MemoryGraph
   from msr_jax.runner.config import load_config
-  from msr_jax.world import checkpoint
 
   config = load_config(args.config, args.overrides)
   out_dir = args.out or config.out_dir
@@ -35,7 +35,7 @@ def run(args) -> int:
                      "choose another --out or remove the old run")
   with MemoryGraph.open(graph_path) as graph:
     setup, params = townworld_setup(config, graph)
-    checkpoint.write_json(os.path.join(out_dir, "config.json"), config.to_dict())
+    atomic.write_json(os.path.join(out_dir, "config.json"), config.to_dict())
     run_consolidation(config, params, setup, run_dir=out_dir)
   print(f"per-cycle log -> {os.path.join(out_dir, 'dream_cycles.jsonl')}")
   return 0

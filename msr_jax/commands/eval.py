@@ -18,14 +18,14 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+  from msr_jax import atomic
   from msr_jax.eval import probes_card
-  from msr_jax.world import checkpoint
 
   result = probes_card.evaluate(args.checkpoint, subset=args.subset)
   result["checkpoint"] = os.path.abspath(args.checkpoint)
   result["goals"] = probes_card.goals(result["probes"])
   print(probes_card.format_table(result["probes"]))
   out = args.out or os.path.join(args.checkpoint, "eval.json")
-  checkpoint.write_json(out, result)
+  atomic.write_json(out, result)
   print(f"{result['items']} items in {result['wall_s']:.1f} s -> {out}")
   return 0

@@ -13,6 +13,7 @@ import platform
 import time
 from typing import Callable
 
+from msr_jax import atomic
 from msr_jax.checkpoints.errors import CheckpointError
 from msr_jax.eval import probes, probes_score
 from msr_jax.world import checkpoint, corpus, tokenizer
@@ -90,6 +91,6 @@ def write_card(directory: str, cfg, stats: dict, log: Callable[[str], None] = pr
       "probes": full["probes"], "eval_wall_s": round(full["wall_s"], 1),
       "probes_subset": sub["probes"], "goals": goals(full["probes"]),
   }
-  checkpoint.write_json(os.path.join(directory, checkpoint.CARD), card)
+  atomic.write_json(os.path.join(directory, checkpoint.CARD), card)
   log(f"card -> {os.path.join(directory, checkpoint.CARD)}")
   return card

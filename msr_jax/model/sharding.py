@@ -14,6 +14,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from msr_jax.param_paths import path_to_str
+
 DATA, FSDP = "data", "fsdp"
 
 # (path regex, spec). Kernels are (in, out) and embeddings (V, D): split the first axis.
@@ -37,22 +39,6 @@ def make_mesh(data: int | None = None, fsdp: int | None = None, devices=None) ->
   if data * fsdp != n:
     raise ValueError(f"mesh data={data} x fsdp={fsdp} does not match {n} devices")
   return Mesh(np.asarray(devices).reshape(data, fsdp), (DATA, FSDP))
-
-
-def path_to_str(path) -> str:
-  """Dotted path of a pytree leaf ("layers.0.attn.q_proj.kernel"); the trailing ".value"
-  that NNX Variables add is dropped so rules and labels see the parameter's own name."""
-  parts = []
-  for key in path:
-    for attr in ("key", "name", "idx"):
-      if hasattr(key, attr):
-        parts.append(str(getattr(key, attr)))
-        break
-    else:
-      parts.append(str(key))
-  if parts and parts[-1] == "value":
-    parts.pop()
-  return ".".join(parts)
 
 
 def spec_for(path: str, shape: tuple[int, ...], mesh: Mesh,

@@ -8,7 +8,7 @@ from msr_jax.optim.apollo_scaling import scale_by_apollo
 from msr_jax.optim.apollo_scaling import ScaleByApolloState
 from msr_jax.optim.labels import default_label_fn
 from msr_jax.optim.labels import path_label_fn
-from msr_jax.optim.labels import path_to_str
+from msr_jax.param_paths import path_to_str
 from msr_jax.optim.learning_rate import get_learning_rate
 from msr_jax.optim.learning_rate import refresh_hyperparams
 from msr_jax.optim.learning_rate import scale_learning_rate

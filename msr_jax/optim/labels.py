@@ -10,10 +10,12 @@ strings (`layers.0.attn.q_proj.kernel`), with the trailing `.value` that an
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable
 
 import jax
 import numpy as np
+
+from msr_jax.param_paths import path_to_str
 
 APOLLO = "apollo"
 ADAM = "adam"
@@ -27,26 +29,6 @@ DEFAULT_APOLLO_PATTERNS: tuple[str, ...] = (
 )
 
 LabelFn = Callable[[Any], Any]
-
-
-def path_to_str(path: Sequence[Any]) -> str:
-  """Renders a `jax.tree_util` key path as a dotted string."""
-  parts = []
-  for i, key in enumerate(path):
-    if isinstance(key, jax.tree_util.GetAttrKey):
-      # nnx.Variable nodes hold their array under `.value`: not part of the name.
-      if key.name == "value" and i == len(path) - 1:
-        continue
-      parts.append(key.name)
-    elif isinstance(key, jax.tree_util.DictKey):
-      parts.append(str(key.key))
-    elif isinstance(key, jax.tree_util.SequenceKey):
-      parts.append(str(key.idx))
-    elif isinstance(key, jax.tree_util.FlattenedIndexKey):
-      parts.append(str(key.key))
-    else:
-      parts.append(str(key))
-  return ".".join(parts)
 
 
 def path_label_fn(patterns: Iterable[str] = DEFAULT_APOLLO_PATTERNS) -> LabelFn:

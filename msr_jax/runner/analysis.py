@@ -33,6 +33,7 @@ import dataclasses
 import numpy as np
 
 from msr_jax.runner import stats
+from msr_jax.runner.config import get_dotted
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
 
@@ -71,12 +72,7 @@ def _probe_items(output: dict, probes: str, which: str) -> np.ndarray:
 
 
 def _value(output: dict, dotted: str) -> np.ndarray:
-  node = output
-  for part in dotted.split("."):
-    if not isinstance(node, dict) or part not in node:
-      raise KeyError(f"output has no {dotted!r}")
-    node = node[part]
-  return np.asarray([float(node)])
+  return np.asarray([float(get_dotted(output, dotted, f"output: {dotted!r}"))])
 
 
 def metric_items(output: dict, metric: str) -> np.ndarray:

@@ -4,12 +4,14 @@ A config file is a Python file with `get_config(arg: str | None) -> ConfigDict`.
 named as `path/to/file.py` or `path/to/file.py:arg` (for example `configs/train.py:smoke`).
 Overrides are `--config.a.b=value` strings; the value is parsed with the type of the
 existing field, so a typo or a wrong type is an error naming the field, never a silent
-new key.
+new key. `set_dotted` / `get_dotted` are the one way in the project to reach a field by its
+dotted name, in a ConfigDict or in an experiment's nested dicts.
 """
 
 from __future__ import annotations
 
 import ast
+import copy
 import importlib.util
 import os
 import pathlib
@@ -19,7 +21,8 @@ import ml_collections
 
 from msr_jax.errors import ConfigError
 
-__all__ = ["ConfigError", "apply_overrides", "load_config", "load_config_file"]
+__all__ = ["ConfigError", "apply_overrides", "get_dotted", "load_config", "load_config_file",
+           "set_dotted"]
 
 
 def _line_in(error: BaseException, path: pathlib.Path) -> str:
@@ -80,22 +83,55 @@ def _parse_value(text: str, current, field: str):
   return value
 
 
+class MissingFieldError(ConfigError, KeyError):
+  """A dotted name that is not there. A KeyError too, so that readers of results that
+  treat a missing number as missing data (`analysis`) catch it as before."""
+  __str__ = ConfigError.__str__  # KeyError would quote the message
+
+
+def _is_section(node) -> bool:
+  return isinstance(node, (dict, ml_collections.ConfigDict))
+
+
+def _parent(tree, dotted: str, where: str):
+  """(the section holding `dotted`'s last name, that name); errors name the missing part."""
+  *parents, leaf = dotted.split(".")
+  node = tree
+  for i, name in enumerate(parents):
+    if name not in node or not _is_section(node[name]):
+      raise MissingFieldError(f"{where}: no section {'.'.join(parents[:i + 1])!r}")
+    node = node[name]
+  if leaf not in node:
+    raise MissingFieldError(f"{where}: no such field (known: {sorted(node.keys())})")
+  return node, leaf
+
+
+def get_dotted(tree, dotted: str, where: str = ""):
+  """The value at a dotted name ("optim.learning_rate") of a config or a nested dict."""
+  node, leaf = _parent(tree, dotted, where or dotted)
+  return node[leaf]
+
+
+def set_dotted(tree, dotted: str, value, where: str = "") -> None:
+  """Sets an existing field by its dotted name, in a ConfigDict (whose type checks are
+  the caller's: `apply_overrides` parses the text with the field's type first) or a
+  nested dict (an arm's config); a name that is not there is an error, never a new key."""
+  node, leaf = _parent(tree, dotted, where or dotted)
+  if isinstance(node, ml_collections.ConfigDict):
+    with node.ignore_type():
+      node[leaf] = value
+  else:
+    node[leaf] = copy.deepcopy(value)
+
+
 def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str]) -> ml_collections.ConfigDict:
   """Applies `--config.a.b=value` overrides in order; unknown fields are errors."""
   for override in overrides:
     if not override.startswith("--config.") or "=" not in override:
       raise ConfigError(f"bad override {override!r}: expected --config.field=value")
     field, _, text = override[len("--config."):].partition("=")
-    *parents, leaf = field.split(".")
-    node = config
-    for i, name in enumerate(parents):
-      if name not in node:
-        raise ConfigError(f"--config.{field}: no field {'.'.join(parents[:i + 1])!r}")
-      node = node[name]
-    if leaf not in node:
-      raise ConfigError(f"--config.{field}: no such field (known: {sorted(node.keys())})")
-    with node.ignore_type():
-      node[leaf] = _parse_value(text, node[leaf], field)
+    where = f"--config.{field}"
+    set_dotted(config, field, _parse_value(text, get_dotted(config, field, where), field), where)
   return config
 
 

@@ -24,6 +24,7 @@ import pathlib
 
 import ml_collections
 
+from msr_jax.runner.config import set_dotted
 from msr_jax.runner.store import config_hash
 
 SCALES = ("smoke", "full")
@@ -73,25 +74,13 @@ def load_experiment(path: str | pathlib.Path, scale: str = "smoke") -> dict:
   return exp
 
 
-def set_dotted(config: dict, dotted: str, value, source: str = "") -> None:
-  *parents, leaf = dotted.split(".")
-  node = config
-  for name in parents:
-    if name not in node or not isinstance(node[name], dict):
-      raise ValueError(f"{source}: override {dotted!r}: no section {name!r} in base config")
-    node = node[name]
-  if leaf not in node:
-    raise ValueError(f"{source}: override {dotted!r}: no field {leaf!r} in base config")
-  node[leaf] = copy.deepcopy(value)
-
-
 def expand(exp: dict) -> list[RunSpec]:
   """Every arm x seed, in a fixed order (arms as declared, then seeds)."""
   runs = []
   for arm_name, overrides in exp["arms"].items():
     config = copy.deepcopy(exp["base"])
     for dotted, value in (overrides or {}).items():
-      set_dotted(config, dotted, value, source=f"{exp.get('file', '?')}: arm {arm_name!r}")
+      set_dotted(config, dotted, value, f"{exp.get('file', '?')}: arm {arm_name!r}: {dotted!r}")
     for seed in exp["seeds"]:
       runs.append(RunSpec(exp["name"], arm_name, int(seed), exp["entry"], config))
   return runs

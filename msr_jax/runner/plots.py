@@ -21,12 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from msr_jax.runner import analysis  # noqa: E402
-
-
-def _get(tree: dict, dotted: str):
-  for part in dotted.split("."):
-    tree = tree[part]
-  return tree
+from msr_jax.runner.config import get_dotted  # noqa: E402
 
 
 def _arm_mean(runs, metric):
@@ -56,8 +51,8 @@ def metric_vs_config(runs_by_arm, spec, title, path):
   groups: dict = {}
   for arm, runs in runs_by_arm.items():
     config = runs[0]["spec"]["config"]
-    key = _get(config, spec["group"]) if spec.get("group") else ""
-    groups.setdefault(key, []).append((_get(config, spec["x"]), _arm_mean(runs, spec["metric"])))
+    key = get_dotted(config, spec["group"]) if spec.get("group") else ""
+    groups.setdefault(key, []).append((get_dotted(config, spec["x"]), _arm_mean(runs, spec["metric"])))
   fig, ax = plt.subplots(figsize=(5.5, 4))
   for key, points in sorted(groups.items(), key=lambda kv: str(kv[0])):
     points.sort()
@@ -112,7 +107,7 @@ def stability(runs_by_arm, spec, title, path):
 def scatter_output(runs_by_arm, spec, title, path):
   fig, ax = plt.subplots(figsize=(5.5, 4))
   for arm, runs in runs_by_arm.items():
-    xs = [_get(r["output"], spec["x"]) for r in runs]
+    xs = [get_dotted(r["output"], spec["x"]) for r in runs]
     ys = [analysis.metric_items(r["output"], spec["metric"]).mean() for r in runs]
     ax.scatter(xs, ys, label=arm, s=14)
   ax.set_xlabel(spec["x"])

@@ -15,7 +15,7 @@ import numpy as np
 from msr_jax import atomic
 from msr_jax.runner import analysis, plots
 from msr_jax.runner.experiment import expand
-from msr_jax.runner.store import ResultStore, write_json_atomic
+from msr_jax.runner.store import ResultStore
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -123,5 +123,5 @@ def build_report(run_dir: str | pathlib.Path, num_resamples: int = 2000) -> dict
   for name in summary:
     summary[name]["verdict"] = final[name]
     summary[name]["holm_p"] = adjusted.get(name)
-  write_json_atomic(run_dir / "verdicts.json", summary)
+  atomic.write_json(run_dir / "verdicts.json", summary)
   return summary

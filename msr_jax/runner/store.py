@@ -22,22 +22,6 @@ def config_hash(config: dict) -> str:
   return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def write_json_atomic(path: str | os.PathLike, payload) -> None:
-  atomic.write_text(path, json.dumps(payload, indent=1, sort_keys=True, default=_jsonable))
-
-
-def _jsonable(value):
-  try:
-    import numpy as np
-    if isinstance(value, np.generic):
-      return value.item()
-    if isinstance(value, np.ndarray):
-      return value.tolist()
-  except ImportError:  # pragma: no cover
-    pass
-  return repr(value)
-
-
 class ResultStore:
 
   def __init__(self, run_dir: str | os.PathLike):
@@ -58,7 +42,7 @@ class ResultStore:
     return result is not None and result.get("status") == "ok"
 
   def put(self, key: str, result: dict) -> None:
-    write_json_atomic(self.path(key), result)
+    atomic.write_json(self.path(key), result)
 
   def all(self) -> list[dict]:
     out = []

@@ -15,7 +15,8 @@ from tqdm import tqdm
 
 from msr_jax.runner import experiment as experiment_lib
 from msr_jax.runner.pool import WorkerPool
-from msr_jax.runner.store import ResultStore, write_json_atomic
+from msr_jax import atomic
+from msr_jax.runner.store import ResultStore
 from msr_jax.runner.worker import run_spec
 
 
@@ -32,9 +33,9 @@ def prepare(exp_paths: list[str], run_dir: str, scale: str) -> tuple[list[dict],
   if index_path.exists():
     known = {e["name"]: e for e in json.loads(index_path.read_text())}
   known.update({e["name"]: e for e in experiments})
-  write_json_atomic(index_path, list(known.values()))
+  atomic.write_json(index_path, list(known.values()))
   for run in runs:
-    write_json_atomic(run_dir / "specs" / f"{run.key}.json", run.to_json())
+    atomic.write_json(run_dir / "specs" / f"{run.key}.json", run.to_json())
   return experiments, runs
 
 

@@ -30,7 +30,7 @@ from flax import nnx
 from msr_jax.eval import metrics as cl_metrics
 from msr_jax.eval import probes, probes_score, similarity
 from msr_jax.runner import arm_data
-from msr_jax.runner.config import load_config_file
+from msr_jax.runner.config import load_config_file, set_dotted
 from msr_jax.train.loop import train_loop
 from msr_jax.train.setup import examples_from_records
 from msr_jax.world import checkpoint, tokenizer
@@ -61,13 +61,7 @@ def arm_config(**changes) -> dict:
   """ARM_DEFAULTS with dotted-name changes (`arm_config(**{"optim.learning_rate": 1e-3})`)."""
   config = copy.deepcopy(ARM_DEFAULTS)
   for dotted, value in changes.items():
-    *parents, leaf = dotted.split(".")
-    node = config
-    for p in parents:
-      node = node[p]
-    if leaf not in node:
-      raise KeyError(f"arm config has no field {dotted!r}")
-    node[leaf] = value
+    set_dotted(config, dotted, value, f"arm config: {dotted!r}")
   return config
 
 

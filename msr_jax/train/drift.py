@@ -15,7 +15,7 @@ import re
 import jax
 import jax.numpy as jnp
 
-from msr_jax.model.sharding import path_to_str
+from msr_jax.param_paths import path_to_str
 
 _LAYER = re.compile(r"^layers\.(\d+)\.(\w+)")
 

@@ -9,55 +9,35 @@ versions) and every experiment only reads it; training state goes through orbax 
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 
-import jax
 import numpy as np
-import safetensors.numpy
-from flax import nnx
 
 from msr_jax import atomic
 from msr_jax.checkpoints import native
-from msr_jax.checkpoints.errors import CheckpointError, CheckpointNotFoundError
+from msr_jax.checkpoints.errors import CheckpointNotFoundError
+from msr_jax.checkpoints.json_file import read_json
+from msr_jax.checkpoints.params import named_arrays
 from msr_jax.model import ModelConfig
+
+__all__ = ["CARD", "CONFIG", "PARAMS", "TOKENIZER", "flat_params", "load", "load_config",
+           "read_json", "save"]
 
 PARAMS, CONFIG, TOKENIZER, CARD = ("params.safetensors", "model_config.json", "tokenizer.json",
                                    "card.json")
 
 
-def read_json(path: str, missing: str):
-  """The JSON value in `path`; every failure is a `CheckpointError` naming the file (and
-  `missing` when there is no file)."""
-  try:
-    with open(path, encoding="utf-8") as f:
-      return json.load(f)
-  except FileNotFoundError:
-    raise CheckpointNotFoundError(f"{path}: {missing}") from None
-  except json.JSONDecodeError as e:
-    raise CheckpointError(f"{path}: line {e.lineno}: malformed JSON: {e.msg}") from None
-  except (OSError, UnicodeDecodeError, RecursionError) as e:
-    raise CheckpointError(f"{path}: cannot read: {e!r}") from None
-
-
-def write_json(path: str, obj) -> None:
-  atomic.write_text(path, json.dumps(obj, indent=1, sort_keys=True) + "\n")
-
-
 def flat_params(params) -> dict[str, np.ndarray]:
-  """Dotted names -> arrays, from an `nnx.State` or its pure dict (`nnx.to_pure_dict`)."""
-  state = params if isinstance(params, nnx.State) else nnx.State(params)
-  return {".".join(map(str, path)): np.asarray(jax.device_get(v[...]))
-          for path, v in nnx.to_flat_state(state)}
+  """Dotted names -> arrays, from an `nnx.State` or its pure dict (`nnx.to_pure_dict`):
+  the names every checkpoint of the project uses (`checkpoints.params.named_arrays`)."""
+  return named_arrays(params)
 
 
 def save(directory: str, config: ModelConfig, params) -> None:
-  """Writes the parameters, then the config (a folder with a config is complete)."""
-  tensors = flat_params(params)
-  with atomic.atomic_path(os.path.join(directory, PARAMS)) as tmp:
-    safetensors.numpy.save_file(tensors, tmp)
-  write_json(os.path.join(directory, CONFIG), dataclasses.asdict(config))
+  """Writes the parameters, then the config (a folder with a config is complete); the
+  same writer as `checkpoints.native`, with the config as bare `ModelConfig` fields."""
+  native.save_params(directory, params)
+  atomic.write_json(os.path.join(directory, CONFIG), native.config_fields(config))
 
 
 def load_config(directory: str) -> ModelConfig:

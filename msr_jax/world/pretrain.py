@@ -19,6 +19,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from msr_jax import atomic
 from msr_jax.model import Decoder, ModelConfig, forward
 from msr_jax.train.losses import masked_cross_entropy
 from msr_jax.world import binding_tasks, checkpoint, corpus, tokenizer
@@ -192,14 +193,14 @@ def run(cfg: ml_collections.ConfigDict, out_dir: str, log: Callable[[str], None]
       stage_dir = os.path.join(out_dir, f"stage{number}")
       checkpoint.save(stage_dir, config, params)
       _write_side_files(stage_dir, tok, cfg)  # a stage folder loads like the final one
-      checkpoint.write_json(os.path.join(stage_dir, STATS_FILE), stats)
+      atomic.write_json(os.path.join(stage_dir, STATS_FILE), stats)
   return stats
 
 
 def _write_side_files(directory: str, tok, cfg: ml_collections.ConfigDict) -> None:
   """The tokenizer and world settings that evaluating the folder's weights needs."""
   tokenizer.save(tok, os.path.join(directory, checkpoint.TOKENIZER))
-  checkpoint.write_json(os.path.join(directory, WORLD_FILE), world_settings(cfg))
+  atomic.write_json(os.path.join(directory, WORLD_FILE), world_settings(cfg))
 
 
 def _run_stage(cfg, stage, world, tok, config, graphdef, params, out_dir, offset, stats,
@@ -224,6 +225,6 @@ def _run_stage(cfg, stage, world, tok, config, graphdef, params, out_dir, offset
     if step % cfg.checkpoint_every == 0 or step == last:
       stats.update(steps=step, wall_s=wall_before + time.time() - start)
       checkpoint.save(out_dir, config, params)
-      checkpoint.write_json(os.path.join(out_dir, STATS_FILE), stats)
+      atomic.write_json(os.path.join(out_dir, STATS_FILE), stats)
       log(f"checkpoint at step {step} -> {out_dir}")
   return params

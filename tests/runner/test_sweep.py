@@ -101,7 +101,7 @@ def test_bad_override_names_the_arm(tmp_path):
   exp = tmp_path / "e.py"
   exp.write_text("def get_experiment(scale):\n  return {'name': 'e', 'prediction': 'P1', "
                  "'entry': 'x:y', 'base': {'a': 1}, 'arms': {'z': {'b': 2}}, 'seeds': [0]}\n")
-  with pytest.raises(ValueError, match="arm 'z'.*no field 'b'"):
+  with pytest.raises(ValueError, match="arm 'z': 'b': no such field"):
     experiment_lib.expand(experiment_lib.load_experiment(exp))
 
 

@@ -50,5 +50,5 @@ def test_narrow_data_has_no_replay_and_bad_config_is_named(base_dir):
       "data.mixture": "narrow", "dream.mode": "none", "memory.self_targets": False,
       "guard.every": 0, "eval.sharpness": False, "eval.every": 0}), 1)
   assert out["train"][0]["records"] == {"behaviour": 24}
-  with pytest.raises(KeyError, match="no field 'train.nope'"):
+  with pytest.raises(KeyError, match="arm config: 'train.nope': no such field"):
     townworld_arm.arm_config(**{"train.nope": 1})
