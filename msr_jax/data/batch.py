@@ -1,36 +1,47 @@
-"""Batches for the trainer, for both training modes, with identical loss terms.
+"""The batch between data and train: one (context, decision) pair per row, bucketed.
 
 For an example with context c (length Lc >= 1), decision d (length Ld >= 1), per-token
 loss mask m and record weight w. The first decision token is predicted from the logits at
-the LAST context token, so that token must run with gradient in context-frozen training:
-
-Context-frozen arrays (prefill c[:-1] into the KV cache under stop_gradient, then run the
-decision input with gradient):
-  context_tokens_BxC     c[:-1], right-padded with pad_id          (prefill; C bucketed)
-  context_lengths_B      Lc - 1: valid prefill tokens (cache slots >= this are padding
-                         and must be masked out of attention)
-  decision_tokens_BxD    [c[-1]] + d[:-1], right-padded             (D bucketed)
-  decision_positions_BxD (Lc - 1) + arange(D): the decision input's absolute positions
-  decision_targets_BxD   d, right-padded with pad_id
-  decision_mask_BxD      m * w on the first Ld slots, 0 elsewhere (float32)
-Full-backprop arrays (one sequence c + d[:-1], causal attention, right padding is harmless):
-  tokens_BxT             c + d[:-1], right-padded; T = C + D
-  positions_BxT          arange(T)
-  targets_BxT            d at slots Lc-1 ... Lc+Ld-2, pad_id elsewhere
-  loss_mask_BxT          m * w at those slots, 0 elsewhere
-So the full-mode (position, target, weight) triples with weight > 0 are exactly the
-context-frozen ones: decision slot j is absolute position Lc-1+j predicting d[j] with
-weight m[j]*w in both modes, and the two losses are comparable term by term.
-`batch_size` pads the batch with all-zero-weight rows.
+the LAST context token, so that token runs with the decision (with gradient, in
+context-frozen training):
+  context_BxC        c[:-1], right-padded with pad_id (the prefill; C bucketed)
+  context_lengths_B  Lc - 1: valid prefill tokens (cache slots >= this are padding and
+                     are masked out of attention)
+  inputs_BxD         [c[-1]] + d[:-1], right-padded (D bucketed); their absolute positions
+                     are context_lengths_B + arange(D)
+  targets_BxD        d, right-padded with pad_id
+  weights_BxD        m * w on the first Ld slots, 0 elsewhere (float32)
+Both training modes read this one type. Context-frozen prefills the context into the KV
+cache and runs the inputs on it; full backprop writes each row's inputs right after its
+real context (c + d[:-1], one causal sequence) and reads the logits at the same absolute
+positions, so decision slot j is position Lc-1+j predicting d[j] with weight m[j]*w in
+both modes and the two losses agree term by term (`tests/data/test_data_batch.py` checks
+the triples against sequences built from the examples; `train/objectives.py` builds the
+full sequence on the device). `batch_size` pads the batch with all-zero-weight rows; with
+gradient accumulation every array gets a leading micro-batch axis
+(`train.batch.stack_micro_batches`).
 """
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
 from msr_jax.data.segmentation import Example
+
+
+class Batch(NamedTuple):
+  context_BxC: np.ndarray        # int32, right-padded context tokens
+  context_lengths_B: np.ndarray  # int32, real context tokens per row (<= C)
+  inputs_BxD: np.ndarray         # int32, decision-forward input tokens
+  targets_BxD: np.ndarray        # int32, next-token targets of those inputs
+  weights_BxD: np.ndarray        # float32, loss weight per target (0 = not trained on)
+
+  @property
+  def num_tokens(self):
+    """Tokens the step runs forward over (context + decision), for throughput."""
+    return int(np.sum(np.asarray(self.context_lengths_B))) + int(np.prod(self.inputs_BxD.shape))
 
 
 def bucket_length(n: int, buckets: Sequence[int]) -> int:
@@ -54,7 +65,7 @@ def pow2_buckets(minimum: int, maximum: int) -> tuple[int, ...]:
 
 def make_batch(examples: Sequence[Example], context_buckets: Sequence[int],
                decision_buckets: Sequence[int], pad_id: int,
-               batch_size: int | None = None) -> dict[str, np.ndarray]:
+               batch_size: int | None = None) -> Batch:
   """Pads `examples` into the arrays described in the module docstring."""
   if not examples:
     raise ValueError("make_batch needs at least one example")
@@ -67,39 +78,26 @@ def make_batch(examples: Sequence[Example], context_buckets: Sequence[int],
                        ">= 1 decision token")
   C = bucket_length(max(len(ex.context_tokens) - 1 for ex in examples), context_buckets)
   D = bucket_length(max(len(ex.decision_tokens) for ex in examples), decision_buckets)
-  T = C + D
-  out = {
-      "context_tokens_BxC": np.full((B, C), pad_id, np.int32),
-      "context_lengths_B": np.zeros((B,), np.int32),
-      "decision_tokens_BxD": np.full((B, D), pad_id, np.int32),
-      "decision_positions_BxD": np.tile(np.arange(D, dtype=np.int32), (B, 1)),
-      "decision_targets_BxD": np.full((B, D), pad_id, np.int32),
-      "decision_mask_BxD": np.zeros((B, D), np.float32),
-      "tokens_BxT": np.full((B, T), pad_id, np.int32),
-      "positions_BxT": np.tile(np.arange(T, dtype=np.int32), (B, 1)),
-      "targets_BxT": np.full((B, T), pad_id, np.int32),
-      "loss_mask_BxT": np.zeros((B, T), np.float32),
-  }
+  context_BxC = np.full((B, C), pad_id, np.int32)
+  context_lengths_B = np.zeros((B,), np.int32)
+  inputs_BxD = np.full((B, D), pad_id, np.int32)
+  targets_BxD = np.full((B, D), pad_id, np.int32)
+  weights_BxD = np.zeros((B, D), np.float32)
   for b, ex in enumerate(examples):
     context, decision = ex.context_tokens, ex.decision_tokens
     prefill, ld = len(context) - 1, len(decision)
-    weights_D = ex.loss_mask.astype(np.float32) * np.float32(ex.weight)
-    out["context_tokens_BxC"][b, :prefill] = context[:-1]
-    out["context_lengths_B"][b] = prefill
-    out["decision_tokens_BxD"][b, 0] = context[-1]
-    out["decision_tokens_BxD"][b, 1:ld] = decision[:-1]
-    out["decision_positions_BxD"][b] += prefill
-    out["decision_targets_BxD"][b, :ld] = decision
-    out["decision_mask_BxD"][b, :ld] = weights_D
-    out["tokens_BxT"][b, :prefill + ld] = np.concatenate([context, decision[:-1]])
-    out["targets_BxT"][b, prefill:prefill + ld] = decision
-    out["loss_mask_BxT"][b, prefill:prefill + ld] = weights_D
-  return out
+    context_BxC[b, :prefill] = context[:-1]
+    context_lengths_B[b] = prefill
+    inputs_BxD[b, 0] = context[-1]
+    inputs_BxD[b, 1:ld] = decision[:-1]
+    targets_BxD[b, :ld] = decision
+    weights_BxD[b, :ld] = ex.loss_mask.astype(np.float32) * np.float32(ex.weight)
+  return Batch(context_BxC, context_lengths_B, inputs_BxD, targets_BxD, weights_BxD)
 
 
 def iterate_batches(examples: Iterable[Example], batch_size: int,
                     context_buckets: Sequence[int], decision_buckets: Sequence[int],
-                    pad_id: int) -> Iterator[dict[str, np.ndarray]]:
+                    pad_id: int) -> Iterator[Batch]:
   """Consecutive batches of `batch_size` from a (possibly endless) stream; the last,
   partial batch is padded with zero-weight rows so every batch has the same B."""
   chunk = []

@@ -289,9 +289,8 @@ def _sharpness(base: Base, params, items, seed: int, max_iters: int) -> dict:
   directional = sharpness.directional_sharpness(loss_fn, base.params, direction, loss_args=args)
   top = sharpness.top_hessian_eigenvalue(loss_fn, params, jax.random.key(seed),
                                          max_iters=max_iters, loss_args=args)
-  lam = top[0] if isinstance(top, tuple) else getattr(top, "eigenvalue", top)
   return {"quadratic_prediction": float(quad), "observed_increase": observed,
-          "directional": float(directional), "lambda_max": float(lam)}
+          "directional": float(directional), "lambda_max": float(top.eigenvalue)}
 
 
 def run(config: dict, seed: int) -> dict:

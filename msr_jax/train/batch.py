@@ -1,36 +1,18 @@
-"""The batch the train step consumes: a (context, decision) pair per row, bucketed.
+"""The batch the train step consumes: `msr_jax.data.batch.Batch`, the one batch type
+between data and train, here with its host-side checks and micro-batch stacking.
 
-Next-token prediction splits a tokenized example `tokens` with decision mask `mask` at the
-input position `s` whose target is the first decision token:
-  context_BxC[b, :context_lengths_B[b]] = tokens[:s]         (right-padded to the bucket C)
-  inputs_BxD[b]  = tokens[s : e - 1]     targets_BxD[b] = tokens[s + 1 : e]
-  weights_BxD[b] = mask[s + 1 : e] * record weight           (0 on padding)
-so the decision forward starts with the last context token (the role marker before an
-answer) and predicts every decision token. Decision positions continue the context:
-`context_lengths_B[b] + arange(D)`. C and D are buckets (a handful of sizes per run), so a
-run compiles a handful of shapes. With gradient accumulation every array has a leading
-micro-batch axis A (`context_AxBxC`, ...), scanned over inside the step.
+Its layout (context, decision inputs, targets and weights, bucketed) is described in
+`msr_jax/data/batch.py`. With gradient accumulation every array has a leading micro-batch
+axis A (`context_AxBxC`, ...), scanned over inside the step.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
-import jax.numpy as jnp
 import numpy as np
 
+from msr_jax.data.batch import Batch
 
-class Batch(NamedTuple):
-  context_BxC: jnp.ndarray        # int32, right-padded context tokens
-  context_lengths_B: jnp.ndarray  # int32, real context tokens per row (<= C)
-  inputs_BxD: jnp.ndarray         # int32, decision-forward input tokens
-  targets_BxD: jnp.ndarray        # int32, next-token targets of those inputs
-  weights_BxD: jnp.ndarray        # float32, loss weight per target (0 = not trained on)
-
-  @property
-  def num_tokens(self):
-    """Tokens the step runs forward over (context + decision), for throughput."""
-    return int(np.sum(np.asarray(self.context_lengths_B))) + int(np.prod(self.inputs_BxD.shape))
+__all__ = ["Batch", "check_batch", "stack_micro_batches"]
 
 
 def check_batch(batch: Batch, micro_batches: int = 1) -> None:
@@ -54,26 +36,6 @@ def check_batch(batch: Batch, micro_batches: int = 1) -> None:
   if lengths.size and (lengths.min() < 0 or lengths.max() > c[-1]):
     raise ValueError(f"Batch.context_lengths_B: values must lie in [0, {c[-1]}], "
                      f"got [{lengths.min()}, {lengths.max()}]")
-
-
-# `msr_jax.data.batch.make_batch` field -> Batch field. The data batch also carries the
-# full-mode arrays (tokens_BxT, ...); the full objective rebuilds the same concatenation
-# from the context-frozen arrays on the device, so only these five travel.
-DATA_FIELDS = {
-    "context_tokens_BxC": "context_BxC",
-    "context_lengths_B": "context_lengths_B",
-    "decision_tokens_BxD": "inputs_BxD",
-    "decision_targets_BxD": "targets_BxD",
-    "decision_mask_BxD": "weights_BxD",
-}
-
-
-def from_data_batch(arrays: dict) -> Batch:
-  """A `Batch` from the dict that `msr_jax.data.batch.make_batch` returns."""
-  missing = sorted(set(DATA_FIELDS) - set(arrays))
-  if missing:
-    raise ValueError(f"data batch: missing fields {missing} (have {sorted(arrays)})")
-  return Batch(**{ours: np.asarray(arrays[theirs]) for theirs, ours in DATA_FIELDS.items()})
 
 
 def stack_micro_batches(batches: list[Batch]) -> Batch:

@@ -16,7 +16,7 @@ from typing import Mapping, Sequence
 from msr_jax.data import mixture as mixture_lib
 from msr_jax.data.batch import bucket_length, make_batch
 from msr_jax.data.segmentation import Example
-from msr_jax.train.batch import Batch, from_data_batch, stack_micro_batches
+from msr_jax.train.batch import Batch, stack_micro_batches
 
 
 class BatchStream:
@@ -50,8 +50,7 @@ class BatchStream:
     examples = self.next_examples()
     c = bucket_length(max(len(e.context_tokens) - 1 for e in examples), self.context_buckets)
     d = bucket_length(max(len(e.decision_tokens) for e in examples), self.decision_buckets)
-    micro = [from_data_batch(make_batch(examples[i:i + self.batch_size], (c,), (d,),
-                                        self.pad_id))
+    micro = [make_batch(examples[i:i + self.batch_size], (c,), (d,), self.pad_id)
              for i in range(0, len(examples), self.batch_size)]
     return micro[0] if self.micro_batches == 1 else stack_micro_batches(micro)
 

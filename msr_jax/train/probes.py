@@ -15,7 +15,6 @@ import numpy as np
 from msr_jax.data.batch import iterate_batches
 from msr_jax.data.segmentation import Example
 from msr_jax.model.config import ModelConfig
-from msr_jax.train.batch import from_data_batch
 from msr_jax.train.objectives import context_frozen_loss_sums
 
 
@@ -25,8 +24,8 @@ def heldout_loss_probe(graphdef, model_config: ModelConfig, examples: Sequence[E
   """-(weighted mean decision loss) over `examples`; the same value in either mode."""
   if not examples:
     raise ValueError("heldout_loss_probe: no held-out examples")
-  batches = [from_data_batch(b) for b in iterate_batches(
-      examples, batch_size, context_buckets, decision_buckets, pad_id)]
+  batches = list(iterate_batches(
+      examples, batch_size, context_buckets, decision_buckets, pad_id))
 
   @jax.jit
   def sums(params, batch):

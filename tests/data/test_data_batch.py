@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from msr_jax.data.batch import bucket_length, iterate_batches, make_batch, pow2_buckets
+from msr_jax.data.batch import Batch, bucket_length, iterate_batches, make_batch, pow2_buckets
 from msr_jax.data.segmentation import Example
 
 PAD = 0
@@ -43,16 +43,12 @@ def test_buckets():
 
 def test_layout_of_one_example():
   batch = make_batch([_example([1, 2, 3], [4, 5], weight=0.5)], (4,), (2,), pad_id=PAD)
-  assert batch["context_tokens_BxC"].tolist() == [[1, 2, 0, 0]]
-  assert batch["context_lengths_B"].tolist() == [2]
-  assert batch["decision_tokens_BxD"].tolist() == [[3, 4]]
-  assert batch["decision_positions_BxD"].tolist() == [[2, 3]]
-  assert batch["decision_targets_BxD"].tolist() == [[4, 5]]
-  assert batch["decision_mask_BxD"].tolist() == [[0.5, 0.5]]
-  assert batch["tokens_BxT"].tolist() == [[1, 2, 3, 4, 0, 0]]
-  assert batch["positions_BxT"].tolist() == [[0, 1, 2, 3, 4, 5]]
-  assert batch["targets_BxT"].tolist() == [[0, 0, 4, 5, 0, 0]]
-  assert batch["loss_mask_BxT"].tolist() == [[0, 0, 0.5, 0.5, 0, 0]]
+  assert isinstance(batch, Batch)
+  assert batch.context_BxC.tolist() == [[1, 2, 0, 0]]
+  assert batch.context_lengths_B.tolist() == [2]
+  assert batch.inputs_BxD.tolist() == [[3, 4]]
+  assert batch.targets_BxD.tolist() == [[4, 5]]
+  assert batch.weights_BxD.tolist() == [[0.5, 0.5]]
 
 
 def test_shapes_dtypes_and_padding_rows():
@@ -60,44 +56,52 @@ def test_shapes_dtypes_and_padding_rows():
   batch = make_batch(examples, **BUCKETS, pad_id=PAD, batch_size=10)
   C = bucket_length(max(len(e.context_tokens) - 1 for e in examples), BUCKETS["context_buckets"])
   D = bucket_length(max(len(e.decision_tokens) for e in examples), BUCKETS["decision_buckets"])
-  for name, array in batch.items():
+  for name, array in batch._asdict().items():
     suffix = name.rsplit("_", 1)[1]
-    assert array.shape == {"B": (10,), "BxC": (10, C), "BxD": (10, D), "BxT": (10, C + D)}[suffix]
-    assert array.dtype == (np.float32 if "mask" in name else np.int32), name
-  assert not batch["decision_mask_BxD"][len(examples):].any()
-  assert not batch["loss_mask_BxT"][len(examples):].any()
+    assert array.shape == {"B": (10,), "BxC": (10, C), "BxD": (10, D)}[suffix]
+    assert array.dtype == (np.float32 if name == "weights_BxD" else np.int32), name
+  assert not batch.weights_BxD[len(examples):].any()
   with pytest.raises(ValueError, match="do not fit"):
     make_batch(examples, **BUCKETS, pad_id=PAD, batch_size=2)
 
 
-def _weighted_pairs_frozen(batch):
-  """{(row, absolute position, target): weight} of the context-frozen loss terms."""
-  b, j = np.nonzero(batch["decision_mask_BxD"])
-  positions, targets = batch["decision_positions_BxD"], batch["decision_targets_BxD"]
-  weights = batch["decision_mask_BxD"]
-  return {(int(r), int(positions[r, s]), int(targets[r, s])): float(weights[r, s])
-          for r, s in zip(b, j)}
+def _weighted_triples_frozen(batch):
+  """{(row, absolute position, target): weight} of the batch's loss terms, with the
+  decision inputs at context_lengths_B + arange(D) (both modes place them there)."""
+  b, j = np.nonzero(batch.weights_BxD)
+  positions = batch.context_lengths_B[:, None] + np.arange(batch.inputs_BxD.shape[1])[None]
+  return {(int(r), int(positions[r, s]), int(batch.targets_BxD[r, s])):
+          float(batch.weights_BxD[r, s]) for r, s in zip(b, j)}
 
 
-def _weighted_pairs_full(batch):
-  b, t = np.nonzero(batch["loss_mask_BxT"])
-  return {(int(r), int(batch["positions_BxT"][r, s]), int(batch["targets_BxT"][r, s])):
-          float(batch["loss_mask_BxT"][r, s]) for r, s in zip(b, t)}
+def _full_sequence(example):
+  """Full backprop's view, built from the example alone: one sequence c + d[:-1], whose
+  position Lc-1+j predicts d[j] with weight m[j] * w."""
+  c, d = example.context_tokens, example.decision_tokens
+  tokens = np.concatenate([c, d[:-1]])
+  targets = np.zeros(len(tokens), np.int64)
+  weights = np.zeros(len(tokens), np.float64)
+  targets[len(c) - 1:] = d
+  weights[len(c) - 1:] = example.loss_mask * np.float32(example.weight)
+  return tokens, targets, weights
+
+
+def _weighted_triples_full(examples):
+  out = {}
+  for r, example in enumerate(examples):
+    _, targets, weights = _full_sequence(example)
+    for t in np.nonzero(weights)[0]:
+      out[(r, int(t), int(targets[t]))] = float(np.float32(weights[t]))
+  return out
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_full_mode_selects_the_same_position_target_weight_triples(seed):
+def test_the_batch_holds_the_full_sequences_position_target_weight_triples(seed):
   examples = _examples(seed)
   batch = make_batch(examples, **BUCKETS, pad_id=PAD)
-  frozen, full = _weighted_pairs_frozen(batch), _weighted_pairs_full(batch)
+  frozen, full = _weighted_triples_frozen(batch), _weighted_triples_full(examples)
   assert frozen == full
-  expected = sum(int((e.loss_mask > 0).sum()) for e in examples)
-  assert len(frozen) == expected
-  # The weights carry the record weight times the token mask.
-  for b, e in enumerate(examples):
-    ld = len(e.decision_tokens)
-    np.testing.assert_allclose(batch["decision_mask_BxD"][b, :ld], e.loss_mask * e.weight,
-                               rtol=1e-6)
+  assert len(frozen) == sum(int((e.loss_mask > 0).sum()) for e in examples)
 
 
 def _causal_scores(tokens, positions, table_VxH, out_HxV):
@@ -111,19 +115,20 @@ def _causal_scores(tokens, positions, table_VxH, out_HxV):
 def test_both_modes_give_the_same_loss_with_a_causal_model(seed):
   rng = np.random.default_rng(seed)
   table, out = rng.normal(size=(50, 8)), rng.normal(size=(8, 50))
-  batch = make_batch(_examples(seed), **BUCKETS, pad_id=PAD)
+  examples = _examples(seed)
+  batch = make_batch(examples, **BUCKETS, pad_id=PAD)
   full_loss = frozen_loss = 0.0
-  for b in range(batch["tokens_BxT"].shape[0]):
-    logp = _causal_scores(batch["tokens_BxT"][b], batch["positions_BxT"][b], table, out)
-    picked = logp[np.arange(logp.shape[0]), batch["targets_BxT"][b]]
-    full_loss -= (picked * batch["loss_mask_BxT"][b]).sum()
-    # Context-frozen: prefill tokens at 0..len-1, then the decision input at its positions.
-    n = batch["context_lengths_B"][b]
-    tokens = np.concatenate([batch["context_tokens_BxC"][b, :n], batch["decision_tokens_BxD"][b]])
-    positions = np.concatenate([np.arange(n), batch["decision_positions_BxD"][b]])
+  for b, example in enumerate(examples):
+    tokens, targets, weights = _full_sequence(example)
+    logp = _causal_scores(tokens, np.arange(len(tokens)), table, out)
+    full_loss -= (logp[np.arange(len(tokens)), targets] * weights).sum()
+    # Context-frozen: prefill tokens at 0..len-1, then the decision inputs after them.
+    n = batch.context_lengths_B[b]
+    tokens = np.concatenate([batch.context_BxC[b, :n], batch.inputs_BxD[b]])
+    positions = np.arange(len(tokens))
     logp = _causal_scores(tokens, positions, table, out)[n:]
-    frozen_loss -= (logp[np.arange(logp.shape[0]), batch["decision_targets_BxD"][b]]
-                    * batch["decision_mask_BxD"][b]).sum()
+    frozen_loss -= (logp[np.arange(logp.shape[0]), batch.targets_BxD[b]]
+                    * batch.weights_BxD[b]).sum()
   assert full_loss > 0
   np.testing.assert_allclose(frozen_loss, full_loss, rtol=1e-12)
 
@@ -131,9 +136,9 @@ def test_both_modes_give_the_same_loss_with_a_causal_model(seed):
 def test_iterate_batches_pads_the_last_batch():
   examples = _examples(n=6)  # 7 examples
   batches = list(iterate_batches(iter(examples), 3, **BUCKETS, pad_id=PAD))
-  assert [b["context_lengths_B"].shape[0] for b in batches] == [3, 3, 3]
-  assert batches[-1]["decision_mask_BxD"][1:].sum() == 0
-  assert batches[-1]["decision_mask_BxD"][0].sum() > 0
+  assert [b.context_lengths_B.shape[0] for b in batches] == [3, 3, 3]
+  assert batches[-1].weights_BxD[1:].sum() == 0
+  assert batches[-1].weights_BxD[0].sum() > 0
 
 
 def test_examples_too_long_or_empty_are_errors():

@@ -69,7 +69,7 @@ def test_data_config_drives_the_mixture_and_batches(tmp_path, word_tok):
   sampler = build_mixture(config, by_source)
   batch = make_batch(sampler.take(4), config.data.context_buckets, config.data.decision_buckets,
                      pad_id=word_tok.token_to_id("<pad>"))
-  assert batch["context_tokens_BxC"].shape == (4, 32) and sampler.counts == {"conversation": 4}
+  assert batch.context_BxC.shape == (4, 32) and sampler.counts == {"conversation": 4}
   config.data.mixture = "diverse"  # the default weights name "townworld", absent here
   with pytest.raises(ValueError, match=r"no examples: \['townworld'\]"):
     build_mixture(config, by_source)
