@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from msr_jax.model import forward
+from msr_jax.model import hidden_states as model_hidden_states
 
 
 def _check_logits(logits_base_BxTxV, logits_BxTxV, mask_BxT) -> None:
@@ -154,15 +155,12 @@ def linear_cka(x_NxD, y_NxE, mask_N=None) -> jax.Array:
   return _linear_cka(jnp.asarray(x_NxD), jnp.asarray(y_NxE), jnp.asarray(mask_N))
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _hidden_states(graphdef, params, tokens_BxT, positions_BxT):
-  _, _, hidden_LxBxTxD = forward(graphdef, params, tokens_BxT, positions_BxT,
-                                 return_hidden=True)
-  return hidden_LxBxTxD
+_hidden_states = jax.jit(model_hidden_states, static_argnums=0)
 
 
 def hidden_states(graphdef, params, tokens_BxT, positions_BxT=None) -> jax.Array:
-  """The residual stream after each decoder block: ``hidden_LxBxTxD``.
+  """The residual stream after each decoder block: ``hidden_LxBxTxD`` (jitted
+  `msr_jax.model.hidden_states`).
 
   Layer ``l`` is the output of block ``l`` (before the final norm); the
   embedding output is not included.

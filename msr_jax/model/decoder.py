@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax.numpy as jnp
 from flax import nnx
 
@@ -10,6 +12,12 @@ from msr_jax.model.attention import Attention
 from msr_jax.model.cache import KVCache
 from msr_jax.model.config import ModelConfig
 from msr_jax.model.layers import INIT, MLP, RMSNorm, linear
+
+
+class DecoderOutput(NamedTuple):
+  logits_BxTxV: jnp.ndarray           # float32
+  cache: KVCache | None               # the new cache (with one, or with return_cache)
+  hidden_LxBxTxD: jnp.ndarray | None  # with return_hidden: the residual stream per block
 
 
 class Block(nnx.Module):
@@ -48,7 +56,8 @@ class Decoder(nnx.Module):
                num_valid_B=None, return_hidden: bool = False, return_cache: bool = False,
                attend_slots: int | None = None, write_cache: bool = True,
                logits_at_B=None, segment_ids_BxT=None):
-    """Returns (logits_BxTxV float32, new cache or None, hidden states or None).
+    """Returns a `DecoderOutput`: logits_BxTxV (float32), the new cache (or None) and the
+    hidden states (or None).
 
     With a cache, the new tokens are written into it and attend to everything in it.
     Without one, attention is causal over the T tokens alone, and `return_cache` returns
@@ -105,4 +114,4 @@ class Decoder(nnx.Module):
                           jnp.stack(new_v).astype(self.config.dtype),
                           num_valid_B.astype(jnp.int32))
     hidden_LxBxTxD = jnp.stack(hidden) if return_hidden else None
-    return logits_BxTxV.astype(jnp.float32), new_cache, hidden_LxBxTxD
+    return DecoderOutput(logits_BxTxV.astype(jnp.float32), new_cache, hidden_LxBxTxD)

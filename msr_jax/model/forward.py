@@ -16,8 +16,8 @@ from msr_jax.model.cache import KVCache
 
 
 def forward(graphdef, params, tokens_BxT, positions_BxT=None, cache: KVCache | None = None,
-            num_valid_B=None, return_hidden: bool = False, attend_slots: int | None = None,
-            write_cache: bool = True, logits_at_B=None, segment_ids_BxT=None):
+            num_valid_B=None, attend_slots: int | None = None, write_cache: bool = True,
+            logits_at_B=None, segment_ids_BxT=None):
   """Runs the decoder.
 
   Args:
@@ -28,7 +28,6 @@ def forward(graphdef, params, tokens_BxT, positions_BxT=None, cache: KVCache | N
     cache: None for a plain causal forward; a `KVCache` for prefill or decode.
     num_valid_B: how many of the T tokens of each row are real (the rest are right
       padding); only used to advance the cache lengths. Default: all T.
-    return_hidden: also return the residual stream after each block.
     attend_slots: with a cache, attend over its first `attend_slots` slots only (static;
       every row's length plus T must fit): decode steps while all rows are short.
     write_cache: False reads the cache without writing the new tokens into it (they
@@ -41,8 +40,7 @@ def forward(graphdef, params, tokens_BxT, positions_BxT=None, cache: KVCache | N
       at 0 at each document's first token, so every document is computed as if alone.
 
   Returns:
-    (logits_BxTxV float32, cache or None) or, with return_hidden,
-    (logits_BxTxV, cache, hidden_LxBxTxD).
+    (logits_BxTxV float32, cache or None). The residual stream is `hidden_states`'.
   """
   tokens_BxT = jnp.asarray(tokens_BxT)
   if positions_BxT is None and segment_ids_BxT is not None:
@@ -55,13 +53,19 @@ def forward(graphdef, params, tokens_BxT, positions_BxT=None, cache: KVCache | N
     if cache is not None:
       positions_BxT = positions_BxT + cache.lengths_B[:, None]
   model = nnx.merge(graphdef, params)
-  logits, new_cache, hidden = model(tokens_BxT, positions_BxT, cache, num_valid_B,
-                                    return_hidden, attend_slots=attend_slots,
-                                    write_cache=write_cache, logits_at_B=logits_at_B,
-                                    segment_ids_BxT=segment_ids_BxT)
-  if return_hidden:
-    return logits, new_cache, hidden
-  return logits, new_cache
+  out = model(tokens_BxT, positions_BxT, cache, num_valid_B, attend_slots=attend_slots,
+              write_cache=write_cache, logits_at_B=logits_at_B, segment_ids_BxT=segment_ids_BxT)
+  return out.logits_BxTxV, out.cache
+
+
+def hidden_states(graphdef, params, tokens_BxT, positions_BxT=None):
+  """The residual stream after each decoder block, hidden_LxBxTxD (block l's output,
+  before the final norm; the embedding output is not included), of a causal forward."""
+  tokens_BxT = jnp.asarray(tokens_BxT)
+  if positions_BxT is None:
+    positions_BxT = np.arange(tokens_BxT.shape[1], dtype=np.int32)[None]
+  model = nnx.merge(graphdef, params)
+  return model(tokens_BxT, positions_BxT, return_hidden=True).hidden_LxBxTxD
 
 
 def segment_positions(segment_ids_BxT):
@@ -95,8 +99,9 @@ def prefill(graphdef, params, tokens_BxT, capacity: int, num_valid_B=None,
   if positions_BxT is None:
     positions_BxT = np.arange(t, dtype=np.int32)[None]  # 1 x T: broadcasts over the batch
   model = nnx.merge(graphdef, params)
-  logits, cache, _ = model(tokens_BxT, positions_BxT, None, num_valid_B, return_cache=True,
-                           logits_at_B=logits_at_B)
+  out = model(tokens_BxT, positions_BxT, None, num_valid_B, return_cache=True,
+              logits_at_B=logits_at_B)
+  logits, cache = out.logits_BxTxV, out.cache
   room = ((0, 0), (0, 0), (0, 0), (0, capacity - t), (0, 0))
   return logits, KVCache(jnp.pad(cache.k_LxBxKxSxH, room), jnp.pad(cache.v_LxBxKxSxH, room),
                          cache.lengths_B)
