@@ -119,88 +119,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.stage4.steps, c.stage4.warmup_steps = 2, 1
     c.log_every, c.checkpoint_every = 1, 3
     c.out_dir = "runs/townworld_smoke"
-  elif arg in RULE_EXPERIMENTS:
-    # Runs on told rules' near misses (docs/townworld.md, "Told rules never compare the
-    # weather"); none reached the shipped recipe's rule following.
-    _two_stages(c)
-    RULE_EXPERIMENTS[arg](c)
-    c.out_dir = f"runs/townworld_{arg}"
-  elif arg == "two_layers":
-    _two_stages(c)
-    # The 2-layer candidate (C1 1.000, R0 0.795, rule 0.610; docs/townworld.md).
-    c.model.num_layers = 2
-    c.induction_steps, c.steps = 1000, 4300
-    _without_situation_questions(c)
-    c.out_dir = "runs/townworld_two_layers"
-  elif arg == "three_layers":
-    _two_stages(c)
-    # The 3-layer base shipped on 2026-12-02 before situation questions (R0 0.835).
-    _without_situation_questions(c)
-    c.out_dir = "runs/townworld_three_layers"
-  elif arg == "four_layers":
-    _two_stages(c)
-    # The recipe shipped until 2026-12-02 (townworld_tiny's 4 layers, no copy opening,
-    # 600 steps of mixed notes; the plateau of docs/townworld.md).
-    del c.model.num_layers
-    c.induction_steps, c.warmup_recall_steps, c.steps = 0, 600, 2400
-    del c.warmup_mixture.note_same_attribute
-    del c.mixture.note_same_attribute
-    _without_situation_questions(c)
-    c.out_dir = "runs/townworld_four_layers"
   elif arg not in (None, ""):
-    raise ValueError(f"configs/townworld.py: unknown argument {arg!r} (expected none, smoke, "
-                     f"{', '.join(RULE_EXPERIMENTS)}, three_layers, two_layers or four_layers)")
+    raise ValueError(f"configs/townworld.py: unknown argument {arg!r} (expected none or "
+                     "smoke; the recipes of docs/townworld.md's notebook are in the git "
+                     "history, at commit b7dc92b)")
   return c
 
-
-def _two_stages(c: ml_collections.ConfigDict) -> None:
-  """The recipes before stages 3 and 4 (shipped until 2026-12-02)."""
-  del c.stage3, c.stage4
-
-
-def _without_situation_questions(c: ml_collections.ConfigDict) -> None:
-  for mixture in (c.warmup_mixture, c.mixture, c.stage2.focus_mixture, c.stage2.mixture):
-    del mixture.situation
-
-
-def _rule_questions_in_warmup(c: ml_collections.ConfigDict) -> None:
-  """Told-rule notes asking "what is the weather ?" from the warm-up on, and near misses
-  that miss on the weather 0.6 of the time (5 in 16 otherwise)."""
-  c.warmup_mixture.rule_situation = 0.25
-  c.mixture.rule_situation = 0.05
-  c.mixture.rule_weather_miss = 0.6
-  c.stage2.focus_mixture.rule_situation = 0.1
-  c.stage2.mixture.rule_situation = 0.05
-
-
-def _rule_questions_in_stage2(c: ml_collections.ConfigDict) -> None:
-  """The same in stage 2 only (stage 1 is the shipped recipe's)."""
-  for mixture, share in ((c.stage2.focus_mixture, 0.1), (c.stage2.mixture, 0.05)):
-    mixture.rule_situation = share
-    mixture.rule_weather_miss = 0.6
-
-
-def _any_item_rules_in_stage2(c: ml_collections.ConfigDict) -> None:
-  """Stage 2 as `rule_questions_stage2`, with 0.4 of told rules for any item (1 in 15
-  otherwise), where only the weather decides whether a rule fires."""
-  _rule_questions_in_stage2(c)
-  c.stage2.focus_mixture.rule_any_item = 0.4
-  c.stage2.mixture.rule_any_item = 0.4
-
-
-def _any_item_focus(c: ml_collections.ConfigDict) -> None:
-  """Stage 2 as `rule_questions_stage2`, with every told rule of the focus phase one for
-  any item."""
-  _rule_questions_in_stage2(c)
-  c.stage2.focus_mixture.rule_any_item = 1.0
-
-
-def _eight_heads(c: ml_collections.ConfigDict) -> None:
-  """The shipped recipe with 8 heads of 16 dimensions instead of 4 of 32 (same cost)."""
-  c.model.num_heads, c.model.num_kv_heads, c.model.head_dim = 8, 8, 16
-
-
-RULE_EXPERIMENTS = {"rule_questions_warmup": _rule_questions_in_warmup,
-                    "rule_questions_stage2": _rule_questions_in_stage2,
-                    "any_item_rules_stage2": _any_item_rules_in_stage2,
-                    "any_item_focus": _any_item_focus, "eight_heads": _eight_heads}
