@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None, exit_hard_on_disk_full: bool = False) ->
     if isinstance(e, UserError):
       message = str(e)
     elif disk_full:
-      message = describe_disk_full(e, "writing failed")
+      message = describe_disk_full(e, "writing failed")  # not a training run: no resume
     else:
       raise
     if os.environ.get("MSR_TRACEBACK"):

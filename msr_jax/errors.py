@@ -49,7 +49,12 @@ def disk_full_cause(exc: BaseException) -> BaseException | None:
   return None
 
 
-def describe_disk_full(exc: BaseException, what: str) -> str:
+RESUME_ADVICE = ("free space and run the same command again: the run resumes from its last "
+                 "checkpoint")
+
+
+def describe_disk_full(exc: BaseException, what: str,
+                       advice: str = "free space and try again") -> str:
   """One line: what was being written, the system's words, and how to go on."""
   cause = disk_full_cause(exc) or exc
   where = getattr(cause, "filename", None)
@@ -61,5 +66,4 @@ def describe_disk_full(exc: BaseException, what: str) -> str:
                   type(cause).__name__).capitalize().splitlines()[0]
     files = re.findall(r'"(/[^"]+)"', text)
     where = where or (files[-1] if files else None)
-  return (f"{what}: out of disk space ({reason}{f': {where}' if where else ''}); free "
-          "space and run the same command again: the run resumes from its last checkpoint")
+  return f"{what}: out of disk space ({reason}{f': {where}' if where else ''}); {advice}"

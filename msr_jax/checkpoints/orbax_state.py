@@ -9,11 +9,11 @@ structure, dtypes and placement it was saved from. Saves are made synchronous (w
 for) so a run killed right after a save always finds it complete; orbax itself writes
 to a temporary folder and renames it, so a partially written step is never listed.
 
-A failed save (a full disk) is reported by orbax from each of its threads, as log records
-with tracebacks and as asyncio errors printed to stderr, before the error is raised: a
-thousand lines that bury the one that matters. While a save runs that output is held back;
-it is shown if the save succeeds and dropped if it fails (MSR_TRACEBACK=1 shows it always),
-since the raised error carries the cause.
+A save that fails for a full disk is reported by orbax from each of its threads, as log
+records with tracebacks and as asyncio errors printed to stderr, before the error is
+raised: a thousand lines that bury the one that matters. While a save runs that output is
+held back; it is dropped after a full disk (the raised error carries the cause) and shown
+otherwise (MSR_TRACEBACK=1 shows it always).
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from typing import Any, Iterator
 
 import jax
 import orbax.checkpoint as ocp
+
+from msr_jax.errors import disk_full_cause
 
 
 def _wait_for_quiet(buffer: io.StringIO, quiet_s: float = 0.5, limit_s: float = 5.0) -> None:
@@ -52,22 +54,26 @@ def _held_back_output() -> Iterator[None]:
     held.append(record)
     return False
 
-  loggers = [logging.getLogger(name) for name in ("absl", "orbax")]
+  loggers = [logging.getLogger(name) for name in ("absl", "orbax", "asyncio")]
   saved_stderr, buffer = sys.stderr, io.StringIO()
   for logger in loggers:
     logger.addFilter(hold)
   sys.stderr = buffer
-  succeeded = False
+  dropped = False
   try:
     yield
-    succeeded = True
-  finally:
-    if not succeeded:  # orbax's threads go on reporting after the raise: let them finish
+  except BaseException as e:
+    # After a full disk orbax's threads go on reporting: let them finish, then drop it
+    # all (the raised error names the cause). Any other failure shows what orbax said.
+    dropped = disk_full_cause(e) is not None
+    if dropped:
       _wait_for_quiet(buffer)
+    raise
+  finally:
     sys.stderr = saved_stderr
     for logger in loggers:
       logger.removeFilter(hold)
-    if succeeded:
+    if not dropped:
       saved_stderr.write(buffer.getvalue())
       for record in held:
         logging.getLogger(record.name).handle(record)

@@ -23,6 +23,26 @@ class Problem:
     return f"{self.field}: {self.reason}"
 
 
+# Records and results are a few levels deep; a JSON line nested deeper is refused before
+# anything walks it (Python 3.13's parser takes thousands of levels that a recursive walk
+# of them could not).
+MAX_NESTING = 64
+
+
+def nesting_depth(value: Any, limit: int = MAX_NESTING) -> int:
+  """How deeply lists and objects nest in `value` (iteratively; stops past `limit`)."""
+  deepest, todo = 0, [(value, 0)]
+  while todo:
+    node, depth = todo.pop()
+    if isinstance(node, (list, dict)):
+      depth += 1
+      deepest = max(deepest, depth)
+      if deepest > limit:
+        return deepest
+      todo += [(child, depth) for child in (node.values() if isinstance(node, dict) else node)]
+  return deepest
+
+
 def first_bad_text(value: Any, field: str) -> Problem | None:
   """A string (or object key) in `value` that is not valid Unicode text: a lone surrogate
   such as "\\ud800", which JSON can spell but UTF-8 cannot encode, so a file, a tokenizer
@@ -133,6 +153,8 @@ def check_record_json(obj: Any) -> list[Problem]:
   """All problems of one decoded JSON value as a record; an empty list means valid."""
   if not isinstance(obj, dict):
     return [Problem("<record>", f"must be a JSON object, got {type(obj).__name__}")]
+  if nesting_depth(obj) > MAX_NESTING:
+    return [Problem("<json>", f"nested too deeply (more than {MAX_NESTING} levels)")]
   problems = [Problem(key, f"unknown field (known: {list(FIELDS)})")
               for key in obj if key not in FIELDS]
   if "id" not in obj:

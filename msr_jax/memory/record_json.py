@@ -14,13 +14,15 @@ from __future__ import annotations
 from typing import Any
 
 from msr_jax.data.records import FIELDS, MESSAGE_FIELDS, ROLES, Record
-from msr_jax.data.validate import check_weight, first_bad_text
+from msr_jax.data.validate import MAX_NESTING, check_weight, first_bad_text, nesting_depth
 
 
 def record_from_json(obj: Any, where: str = "record") -> Record:
   """Builds a `Record` from its `to_json()` dict, validating every field."""
   if not isinstance(obj, dict):
     raise ValueError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+  if nesting_depth(obj) > MAX_NESTING:
+    raise ValueError(f"{where}: record is nested too deeply (more than {MAX_NESTING} levels)")
   unknown = sorted(set(obj) - set(FIELDS))
   if unknown:
     raise ValueError(f"{where}: unknown field(s) {unknown}; allowed: {list(FIELDS)}")

@@ -13,6 +13,7 @@ import os
 import pathlib
 
 from msr_jax import atomic
+from msr_jax.data.validate import nesting_depth
 from msr_jax.errors import UserError
 
 
@@ -51,6 +52,10 @@ class ResultStore:
     return out
 
 
+# An arm's output is a handful of levels deep (scores by probe, stages, curves).
+RESULT_NESTING = 32
+
+
 class ResultStoreError(UserError, ValueError):
   """A damaged result file; the message names it (and the line where JSON says)."""
 
@@ -63,6 +68,9 @@ def _read_result(path: pathlib.Path) -> dict:
     raise ResultStoreError(f"{path}:{e.lineno}: damaged result file ({e.msg}); {fix}") from None
   except (UnicodeDecodeError, RecursionError) as e:
     raise ResultStoreError(f"{path}: damaged result file ({e!r}); {fix}") from None
+  if nesting_depth(result, RESULT_NESTING) > RESULT_NESTING:
+    raise ResultStoreError(f"{path}: damaged result file (nested more than {RESULT_NESTING} "
+                           f"levels deep); {fix}")
   if not isinstance(result, dict) or not isinstance(result.get("status"), str):
     raise ResultStoreError(f"{path}: field 'status': missing (not a result file); {fix}")
   return result

@@ -8,7 +8,7 @@ The guard is host-side bookkeeping; the loop owns the arrays. Its rule:
     good state, then `action`: "halve_lr" (the learning rate is halved for the rest of
     the run, cumulatively over rollbacks) or "stop". The `max_rollbacks`-th rollback also
     stops the run, so a run rolls back at most `max_rollbacks` times (0: the first drop
-    stops it);
+    stops it, restoring the last good state as it stops, as every stop does);
   - a probe whose score is not finite (a diverged model) counts as an unbounded drop, and
     its event says so ("non_finite"); a first probe that is not finite is an error
     (`GuardError`): with no baseline there is nothing to guard, and every later comparison

@@ -13,6 +13,7 @@ never interrupted.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -26,7 +27,7 @@ import tqdm
 
 from msr_jax import optim
 from msr_jax.checkpoints.orbax_state import StateCheckpointer
-from msr_jax.errors import DiskFullError, describe_disk_full, disk_full_cause
+from msr_jax.errors import RESUME_ADVICE, DiskFullError, describe_disk_full, disk_full_cause
 from msr_jax.model import make_mesh
 from msr_jax.model.config import ModelConfig
 from msr_jax.train import metrics_log, run_folder, setup
@@ -124,6 +125,8 @@ def _train(config, sources, graphdef, params, model_config, probe_fn, callbacks,
     adapter, vocab_size, pad_id = setup.make_adapter(config.data.tokenizer)
   if sources is None:
     sources = setup.load_sources(config, adapter)
+  else:  # made by the caller: held to the same long-decision policy before step 1
+    sources = setup.limit_sources(sources, config.data)
   if params is None:
     model_config, graphdef, params = setup.build_model(config.model, vocab_size, config.seed)
   if pad_id is None:
@@ -158,100 +161,112 @@ def _train(config, sources, graphdef, params, model_config, probe_fn, callbacks,
   use_guard = guard.every > 0
   good = jax.device_get((state.params, state.opt_state)) if use_guard else None
 
-  checkpointer = StateCheckpointer(os.path.join(run_dir, "checkpoints"),
-                                   int(config.checkpoint.keep))
-  metrics_path = os.path.join(run_dir, "metrics.jsonl")
-  start = 0
-  latest = checkpointer.latest_step() if config.resume else None
-  if latest is not None:
-    changed = run_folder.check_resume_config(run_dir, config, latest,
-                                             bool(config.get("allow_config_change", False)))
-    target = {"train": state}
-    if use_guard:
-      target["good"] = (state.params, state.opt_state)
-    restored, meta = checkpointer.restore(latest, target)
-    if changed:  # the new config's injected learning rate, not the stored one
-      restored["train"] = restored["train"]._replace(opt_state=optim.refresh_hyperparams(
-          restored["train"].opt_state, state.opt_state))
-    state = restored["train"]
-    good = jax.device_get(restored["good"]) if use_guard else None
-    stream.set_state(meta["data"])
-    guard.set_state(meta["guard"])
-    start = latest
-    metrics_log.truncate_after(metrics_path, latest)
-  else:  # a fresh run (resume off, or nothing saved yet)
-    if checkpointer.all_steps():  # an earlier run's: a later resume would pick them up
-      raise run_folder.RunFolderError(
-          f"{run_dir}: holds the checkpoints of an earlier run (steps "
-          f"{checkpointer.all_steps()}) and resume is off; starting afresh here would mix "
-          "the two runs: use another run folder, delete the checkpoints, or resume")
-    for stale in (metrics_path, os.path.join(run_dir, run_folder.CHANGES_FILE)):
-      if os.path.exists(stale):
-        os.remove(stale)
-    run_folder.store_config(run_dir, config)
-  if int(config.checkpoint.every) == 0 and config.resume:  # asked to be resumable
-    log.warning("%s: checkpoint.every=0: this run writes no checkpoint and cannot be "
-                 "resumed", run_dir)
-  events = metrics_log.MetricsLog(metrics_path)
+  with contextlib.ExitStack() as cleanup:
+    checkpointer = StateCheckpointer(os.path.join(run_dir, "checkpoints"),
+                                     int(config.checkpoint.keep))
+    cleanup.callback(checkpointer.close)  # on every way out, early errors included
+    metrics_path = os.path.join(run_dir, "metrics.jsonl")
+    start = 0
+    latest = checkpointer.latest_step() if config.resume else None
+    if latest is not None:
+      changed = run_folder.check_resume_config(run_dir, config, latest,
+                                               bool(config.get("allow_config_change", False)))
+      target = {"train": state}
+      if use_guard:
+        target["good"] = (state.params, state.opt_state)
+      restored, meta = checkpointer.restore(latest, target)
+      if changed:  # the new config's injected learning rate, not the stored one, here and
+        # in the guard's good copy (a rollback must not bring the old one back)
+        fresh = state.opt_state
+        restored["train"] = restored["train"]._replace(
+            opt_state=optim.refresh_hyperparams(restored["train"].opt_state, fresh))
+        if use_guard:
+          good_params, good_opt = restored["good"]
+          restored["good"] = (good_params, optim.refresh_hyperparams(good_opt, fresh))
+        run_folder.record_config_changes(run_dir, config, latest, changed)
+      state = restored["train"]
+      good = jax.device_get(restored["good"]) if use_guard else None
+      stream.set_state(meta["data"])
+      guard.set_state(meta["guard"])
+      start = latest
+      metrics_log.truncate_after(metrics_path, latest)
+    else:  # a fresh run (resume off, or nothing saved yet)
+      if checkpointer.all_steps():  # an earlier run's: a later resume would pick them up
+        raise run_folder.RunFolderError(
+            f"{run_dir}: holds the checkpoints of an earlier run (steps "
+            f"{checkpointer.all_steps()}) and resume is off; starting afresh here would mix "
+            "the two runs: use another run folder, delete the checkpoints, or resume")
+      for stale in (metrics_path, os.path.join(run_dir, run_folder.CHANGES_FILE)):
+        if os.path.exists(stale):
+          os.remove(stale)
+      run_folder.store_config(run_dir, config)
+    if int(config.checkpoint.every) == 0 and config.resume:  # asked to be resumable
+      log.warning("%s: checkpoint.every=0: this run writes no checkpoint and cannot be "
+                   "resumed", run_dir)
+    events = metrics_log.MetricsLog(metrics_path)
+    cleanup.callback(events.close)
 
-  def save(step: int) -> None:
-    events.write({"type": "checkpoint", "step": step})
-    items = {"train": state, "good": good} if use_guard else {"train": state}
-    try:
-      checkpointer.save(step, items,
-                        {"data": stream.get_state(), "guard": guard.get_state()})
-    except Exception as e:
-      if disk_full_cause(e) is None:
-        raise
-      raise DiskFullError(describe_disk_full(
-          e, f"{checkpointer.directory}: saving the checkpoint of step {step}")) from None
-
-  def run_guard(step: int) -> bool:
-    """Probes, logs, rolls back; returns True when the run must stop."""
-    nonlocal state, good
-    event = guard.observe(step, float(probe_fn(state.params)))
-    if event["event"] in ("baseline", "best"):
-      good = jax.device_get((state.params, state.opt_state))
-    elif event["event"] == "rollback":
-      state = _restore_good(state, good, guard)
-    events.write(event)
-    return guard.state.stopped
-
-  total_steps = int(t.steps)
-  last = total_steps if max_steps is None else min(total_steps, int(max_steps))
-  stopped = guard.state.stopped  # a run the guard stopped stays stopped when resumed
-  if start == 0 and use_guard:
-    stopped = run_guard(0)
-  metrics = {}
-  bar = tqdm.tqdm(total=total_steps, initial=start, disable=not config.progress,
-                  desc=f"train {t.mode}", dynamic_ncols=True)
-  step = start
-  try:
-    while step < last and not stopped:
-      batch = stream.next_batch()
-      began = time.perf_counter()
-      state, device_metrics = jitted(state, batch)
-      metrics = _host_metrics(device_metrics)
-      step += 1
-      tokens = batch.num_tokens
-      events.write({"type": "train", "step": step, "tokens": tokens, **metrics})
-      bar.update(1)
-      bar.set_postfix(loss=f"{metrics['loss']:.4f}",
-                      tok_s=f"{tokens / max(time.perf_counter() - began, 1e-9):.0f}")
-      if guard.due(step):
-        stopped = run_guard(step)
+    def save(step: int) -> None:
+      events.write({"type": "checkpoint", "step": step})
+      items = {"train": state, "good": good} if use_guard else {"train": state}
       try:
-        for callback in callbacks:
-          callback(step, metrics, state)
-      except StopTraining:
-        stopped = True
-      every = int(config.checkpoint.every)
-      if every > 0 and (step % every == 0 or step == total_steps or stopped):
-        save(step)
-  finally:
-    bar.close()
-    events.close()
-    checkpointer.close()
+        checkpointer.save(step, items,
+                          {"data": stream.get_state(), "guard": guard.get_state()})
+      except Exception as e:
+        if disk_full_cause(e) is None:
+          raise
+        raise DiskFullError(describe_disk_full(
+            e, f"{checkpointer.directory}: saving the checkpoint of step {step}",
+            RESUME_ADVICE)) from None
+
+    def run_guard(step: int) -> bool:
+      """Probes, logs, rolls back; returns True when the run must stop."""
+      nonlocal state, good
+      event = guard.observe(step, float(probe_fn(state.params)))
+      if event["event"] in ("baseline", "best"):
+        good = jax.device_get((state.params, state.opt_state))
+      elif event["event"] == "rollback":
+        state = _restore_good(state, good, guard)
+      if event.get("non_finite"):
+        log.warning("%s: step %d: the guard's probe score is %s (the model diverged?); "
+                    "rolled back to step %s", run_dir, step, event["score"],
+                    event.get("rollback_to_step"))
+      events.write(event)
+      return guard.state.stopped
+
+    total_steps = int(t.steps)
+    last = total_steps if max_steps is None else min(total_steps, int(max_steps))
+    stopped = guard.state.stopped  # a run the guard stopped stays stopped when resumed
+    if start == 0 and use_guard:
+      stopped = run_guard(0)
+    metrics = {}
+    bar = tqdm.tqdm(total=total_steps, initial=start, disable=not config.progress,
+                    desc=f"train {t.mode}", dynamic_ncols=True)
+    step = start
+    try:
+      while step < last and not stopped:
+        batch = stream.next_batch()
+        began = time.perf_counter()
+        state, device_metrics = jitted(state, batch)
+        metrics = _host_metrics(device_metrics)
+        step += 1
+        tokens = batch.num_tokens
+        events.write({"type": "train", "step": step, "tokens": tokens, **metrics})
+        bar.update(1)
+        bar.set_postfix(loss=f"{metrics['loss']:.4f}",
+                        tok_s=f"{tokens / max(time.perf_counter() - began, 1e-9):.0f}")
+        if guard.due(step):
+          stopped = run_guard(step)
+        try:
+          for callback in callbacks:
+            callback(step, metrics, state)
+        except StopTraining:
+          stopped = True
+        every = int(config.checkpoint.every)
+        if every > 0 and (step % every == 0 or step == total_steps or stopped):
+          save(step)
+    finally:
+      bar.close()
   summary = {"run_dir": run_dir, "step": step, "mode": t.mode,
              "final_loss": metrics.get("loss"), "num_skipped": int(state.num_skipped),
              "num_rollbacks": guard.state.num_rollbacks, "stopped_by_guard": guard.state.stopped,

@@ -17,7 +17,8 @@ import math
 import os
 
 from msr_jax import atomic
-from msr_jax.errors import DiskFullError, UserError, disk_full_cause, describe_disk_full
+from msr_jax.errors import (RESUME_ADVICE, DiskFullError, UserError, describe_disk_full,
+                            disk_full_cause)
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,8 @@ class MetricsLog:
         data = data[self._file.write(data):]  # a raw write may take only a part
     except OSError as e:
       if disk_full_cause(e) is not None:
-        raise DiskFullError(describe_disk_full(e, f"{self.path}: appending a line")) from e
+        raise DiskFullError(describe_disk_full(e, f"{self.path}: appending a line",
+                                              RESUME_ADVICE)) from e
       raise
 
   def close(self) -> None:

@@ -10,8 +10,9 @@ Config. A fresh run stores its config in `<run_dir>/config.json`. A resume compa
 config it is given with the stored one, field by field: any difference in a field that
 changes what the run computes (every field but `RUN_NEUTRAL`) is refused with the list of
 differences, unless `allow_config_change` is set; then the change is applied, recorded in
-`<run_dir>/config_changes.jsonl` (step, field, stored and new value) and the stored config
-becomes the new one. Before this check a changed learning rate was silently ignored on
+`<run_dir>/config_changes.jsonl` (step, field, stored and new value) once the checkpoint is
+restored, and the stored config becomes the new one. A field that only one of the two
+configs has (a newer code version added it) is not compared. Before this check a changed learning rate was silently ignored on
 resume (the optimizer state carried the old one) while a changed batch size took effect.
 """
 
@@ -31,9 +32,11 @@ log = logging.getLogger(__name__)
 LOCK_FILE = ".lock"
 CONFIG_FILE = "config.json"
 CHANGES_FILE = "config_changes.jsonl"
-# Fields that say how a run is watched, kept or named, never what it computes.
+# Fields that say how a run is watched, kept, named or laid out on devices, never what it
+# computes (a mesh changes the rounding at most: the sharded step equals the single-device
+# one within 1e-5, tests/train/test_step.py).
 RUN_NEUTRAL = ("run_dir", "resume", "progress", "allow_config_change", "checkpoint.every",
-               "checkpoint.keep")
+               "checkpoint.keep", "mesh.data", "mesh.fsdp")
 
 
 class RunFolderError(UserError, RuntimeError):
@@ -57,12 +60,20 @@ class RunLock:
       raise RunFolderError(
           f"{os.path.dirname(self.path)}: the run folder is in use by {holder} (lock "
           f"{self.path}); wait for it to end or use another --run-dir") from None
-    stale = _read_holder(fd, default="")
-    if stale:
-      log.warning("%s: taking over the stale lock of %s (it no longer runs)", self.path,
-                  stale)
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode(), 0)
+    except OSError as e:  # a file system without flock (some network mounts)
+      log.warning("%s: cannot lock the run folder (%s); running without a lock", self.path,
+                  e.strerror or e)
+    try:
+      stale = _read_holder(fd, default="")
+      if stale:
+        log.warning("%s: taking over the stale lock of %s (it no longer runs)", self.path,
+                    stale)
+      os.ftruncate(fd, 0)
+      os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode(),
+                0)
+    except BaseException:
+      os.close(fd)  # closing releases the lock
+      raise
     self._fd = fd
     return self
 
@@ -101,11 +112,13 @@ def flat_config(config) -> dict:
 
 
 def config_differences(stored: dict, current: dict) -> dict:
-  """{field: (stored, current)} for every field that changes the run."""
-  fields = sorted(set(stored) | set(current))
-  missing = object()
-  return {f: (stored.get(f, "<absent>"), current.get(f, "<absent>")) for f in fields
-          if f not in RUN_NEUTRAL and stored.get(f, missing) != current.get(f, missing)}
+  """{field: (stored, current)} for every field of both that changes the run. A field of
+  one only (a code version that added or removed one) is not compared, and is logged."""
+  one_only = sorted(set(stored) ^ set(current))
+  if one_only:
+    log.info("resume: fields of one config only, not compared: %s", one_only)
+  return {f: (stored[f], current[f]) for f in sorted(set(stored) & set(current))
+          if f not in RUN_NEUTRAL and stored[f] != current[f]}
 
 
 def store_config(run_dir: str, config) -> None:
@@ -115,7 +128,9 @@ def store_config(run_dir: str, config) -> None:
 
 def check_resume_config(run_dir: str, config, step: int, allow_change: bool) -> dict:
   """Refuses a resume whose config changes the run (see the module docstring); returns
-  the changes it allowed, {field: (stored, new)}."""
+  the changes it allows, {field: (stored, new)}, which the caller records with
+  `record_config_changes` once the checkpoint is restored. Nothing is written here but
+  the config of a folder from before configs were stored."""
   path = os.path.join(run_dir, CONFIG_FILE)
   current = flat_config(config)
   if not os.path.exists(path):
@@ -139,10 +154,17 @@ def check_resume_config(run_dir: str, config, step: int, allow_change: bool) -> 
         "use the stored config, another run folder, or allow the change "
         "(--allow-config-change, recorded in the run)")
   log.warning("%s: resuming at step %d with config changes allowed: %s", run_dir, step, listed)
+  return changes
+
+
+def record_config_changes(run_dir: str, config, step: int, changes: dict) -> None:
+  """Appends allowed changes to config_changes.jsonl; the stored config becomes `config`."""
   lines = "".join(json.dumps({"step": step, "field": k, "stored": a, "new": b},
                              sort_keys=True) + "\n" for k, (a, b) in changes.items())
   changes_path = os.path.join(run_dir, CHANGES_FILE)
-  previous = open(changes_path, encoding="utf-8").read() if os.path.exists(changes_path) else ""
+  previous = ""
+  if os.path.exists(changes_path):
+    with open(changes_path, encoding="utf-8") as f:
+      previous = f.read()
   atomic.write_text(changes_path, previous + lines)
   store_config(run_dir, config)
-  return changes

@@ -20,7 +20,8 @@ import numpy as np
 from flax import nnx
 
 from msr_jax.data import pipeline
-from msr_jax.data.segmentation import LONG_DECISIONS, Example, limit_decisions, segment_all
+from msr_jax.data.segmentation import (LONG_DECISIONS, Example, SegmentStats, limit_decisions,
+                                       segment_all)
 from msr_jax.data.tokenize import tokenize_record
 from msr_jax.errors import ConfigError
 from msr_jax.model import Decoder, ModelConfig
@@ -113,6 +114,20 @@ def examples_from_records(records, adapter, data_config) -> dict[str, list[Examp
   for example in examples:
     by_source.setdefault(example.source, []).append(example)
   return by_source
+
+
+def limit_sources(sources: Mapping[str, Sequence[Example]], data_config
+                  ) -> dict[str, list[Example]]:
+  """Sources a caller made, with the long-decision policy applied (errors name the
+  source and the record id)."""
+  out, limit = {}, max(data_config.decision_buckets)
+  for name, examples in sources.items():
+    kept, reasons = limit_decisions(list(examples), limit, long_decision_policy(data_config),
+                                    SegmentStats(), f"source {name!r}")
+    for reason in reasons:
+      log.warning("%s", reason)
+    out[name] = kept
+  return out
 
 
 def load_sources(config, adapter) -> dict[str, list[Example]]:

@@ -161,6 +161,26 @@ def test_an_allowed_change_takes_effect_and_is_recorded(tmp_path, jsonl_path):
   assert stored["optim.learning_rate"] == 0.01
 
 
+def test_an_allowed_change_survives_a_rollback(tmp_path, jsonl_path):
+  """The guard's good copy gets the new learning rate too: rolling back to it must not
+  bring the stored one back (only the guard's halving applies)."""
+  train_loop(small_config(jsonl_path), run_dir=str(tmp_path), max_steps=4,
+             probe_fn=lambda params: 1.0)
+  config = small_config(jsonl_path, "--config.optim.learning_rate=0.01",
+                        "--config.allow_config_change=True")
+  result = train_loop(config, run_dir=str(tmp_path), probe_fn=lambda params: 0.0)
+  assert result.summary["num_rollbacks"] == 1
+  assert float(optim.get_learning_rate(result.state.opt_state)) == pytest.approx(0.005)
+
+
+def test_a_refused_change_writes_nothing(tmp_path, jsonl_path):
+  train_loop(small_config(jsonl_path), run_dir=str(tmp_path), max_steps=4)
+  before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+  with pytest.raises(run_folder.RunFolderError):
+    train_loop(small_config(jsonl_path, "--config.seed=3"), run_dir=str(tmp_path))
+  assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
+
+
 def test_a_locked_run_folder_is_refused_and_a_stale_lock_taken_over(tmp_path, jsonl_path,
                                                                      caplog):
   holder = subprocess.Popen(
