@@ -13,11 +13,12 @@ def get_data_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.paths = ()                 # JSONL files to read (see docs/data.md)
   config.on_error = "raise"         # "raise" | "skip" malformed records
-  # "diverse": every source in `weights`, drawn in proportion; "narrow": only
-  # `narrow_source`. Equal steps and tokens either way; only the sources change.
+  # "diverse": every source in `weights`, drawn in proportion (empty: every source the
+  # records hold, equally); "narrow": only `narrow_source` (empty: the records' only
+  # source). Equal steps and tokens either way; only the sources change.
   config.mixture = "diverse"
-  config.weights = ml_collections.ConfigDict({"townworld": 1.0, "conversation": 1.0})
-  config.narrow_source = "townworld"
+  config.weights = ml_collections.ConfigDict()
+  config.narrow_source = ""
   config.seed = 0
   config.max_context_tokens = 512   # longer contexts are cut from the left (counted)
   config.keep_first = 0             # tokens kept at the start when cutting (e.g. 1 for BOS)

@@ -161,16 +161,23 @@ def build_mixture(config, sources: Mapping[str, Sequence[Any]]) -> MixtureSample
   """The training mixture that `config.data` asks for, over examples grouped by source.
 
   config.data.mixture == "diverse": every source named in `config.data.weights`, with
-    those weights; at least two must have a positive weight.
+    those weights; at least two must have a positive weight. Empty weights (the default):
+    every source the records hold, with equal weights, so any JSONL trains as it is.
   config.data.mixture == "narrow": only `config.data.narrow_source`, with weight 1;
-    other sources are ignored (and logged).
+    other sources are ignored (and logged). An empty name: the records' only source.
   Seeded by `config.data.seed`.
   """
   data = config.data
   if data.mixture == "diverse":
     weights = {name: float(w) for name, w in dict(data.weights).items()}
+    if not weights:
+      if not sources:
+        raise ValueError("config.data.mixture='diverse': the records hold no source")
+      weights = {name: 1.0 for name in sorted(sources)}
+      if len(weights) == 1:
+        log.info("diverse mixture over the records' only source %s", list(weights))
     positive = [n for n, w in weights.items() if w > 0]
-    if len(positive) < 2:
+    if len(positive) < 2 and dict(data.weights):
       raise ValueError(f"config.data.mixture='diverse' needs >= 2 sources with a positive "
                        f"weight in config.data.weights, got {weights}")
     missing = sorted(set(weights) - set(sources))
@@ -180,6 +187,11 @@ def build_mixture(config, sources: Mapping[str, Sequence[Any]]) -> MixtureSample
     chosen = {name: sources[name] for name in weights}
   elif data.mixture == "narrow":
     name = data.narrow_source
+    if not name:
+      if len(sources) != 1:
+        raise ValueError(f"config.data.narrow_source: empty, and the records hold "
+                         f"{len(sources)} sources {sorted(sources)}: name the one to train on")
+      name = next(iter(sources))
     if name not in sources:
       raise ValueError(f"config.data.narrow_source={name!r} has no examples "
                        f"(have {sorted(sources)})")

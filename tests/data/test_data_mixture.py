@@ -113,6 +113,20 @@ def test_build_mixture_diverse_and_narrow():
   assert narrow.names == ["b"] and set(narrow.take(30)) == set(SOURCES["b"])
 
 
+def test_default_mixtures_fit_any_records():
+  """Empty weights: every source, equally; an empty narrow source: the only one."""
+  empty = ml_collections.ConfigDict({"data": {"mixture": "diverse", "weights": {},
+                                              "narrow_source": "", "seed": 7}})
+  diverse = build_mixture(empty, SOURCES)
+  assert diverse.names == ["a", "b", "c"] and diverse.probs.tolist() == pytest.approx([1 / 3] * 3)
+  assert build_mixture(empty, {"logs": SOURCES["a"]}).names == ["logs"]
+  empty.data.mixture = "narrow"
+  assert build_mixture(empty, {"logs": SOURCES["a"]}).names == ["logs"]
+  with pytest.raises(ValueError, match=r"narrow_source: empty, and the records hold 3 "
+                                       r"sources \['a', 'b', 'c'\]"):
+    build_mixture(empty, SOURCES)
+
+
 @pytest.mark.parametrize("config,match", [
     (_config("diverse", {"a": 1.0, "b": 0.0}), ">= 2 sources"),
     (_config("diverse", {"a": 1.0, "z": 1.0}), "no examples: \\['z'\\]"),

@@ -70,6 +70,9 @@ def test_data_config_drives_the_mixture_and_batches(tmp_path, word_tok):
   batch = make_batch(sampler.take(4), config.data.context_buckets, config.data.decision_buckets,
                      pad_id=word_tok.token_to_id("<pad>"))
   assert batch.context_BxC.shape == (4, 32) and sampler.counts == {"conversation": 4}
-  config.data.mixture = "diverse"  # the default weights name "townworld", absent here
+  config.data.mixture = "diverse"  # the default (empty) weights: every source found
+  assert build_mixture(config, by_source).names == ["conversation"]
+  with config.unlocked():
+    config.data.weights = ml_collections.ConfigDict({"townworld": 1.0, "conversation": 1.0})
   with pytest.raises(ValueError, match=r"no examples: \['townworld'\]"):
     build_mixture(config, by_source)
