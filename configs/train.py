@@ -31,8 +31,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.model.param_dtype = ""
 
   config.data = get_data_config()
-  config.data.kind = "jsonl"    # "jsonl" | "townworld"
-  config.data.tokenizer = "townworld"
+  config.data.kind = "jsonl"    # "jsonl" | "module:function" returning records
+  # A tokenizer JSON file, an HF tokenizer folder, or "module:function" (Townworld's here).
+  config.data.tokenizer = "msr_jax.world.tokenizer:training_adapter"
   config.data.townworld = ml_collections.ConfigDict({"world_seed": 0, "count": 512})
 
   config.optim = ml_collections.ConfigDict()
@@ -67,7 +68,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if arg == "full":
     config.train.mode = "full"
   elif arg == "smoke":
-    config.data.kind = "townworld"
+    config.data.kind = "msr_jax.world.behaviour:records_for_training"
     config.data.mixture = "narrow"
     config.data.narrow_source = "townworld"
     config.data.townworld.count = 64

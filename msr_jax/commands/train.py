@@ -1,7 +1,8 @@
 """`msr train --config configs/train.py[:smoke] [--config.a.b=value ...]`: fine-tune.
 
-Trains on JSONL records (config.data.kind="jsonl", config.data.paths) or Townworld
-episodes (config.data.kind="townworld"), full or context-frozen (config.train.mode),
+Trains on JSONL records (config.data.kind="jsonl", config.data.paths) or records a function
+makes (config.data.kind="module:function"; Townworld episodes in configs/train.py:smoke),
+full or context-frozen (config.train.mode),
 writing metrics.jsonl and orbax checkpoints to the run folder; a run folder that holds
 checkpoints is resumed from the newest one, with the config it was started with (a changed
 field that changes the run is refused unless --allow-config-change, which records it).

@@ -1,10 +1,12 @@
 """From a training config to the loop's ingredients: tokenizer adapter, examples, model.
 
-config.data.kind = "jsonl": records from config.data.paths (msr_jax.data's reader);
-                   "townworld": R1 fine-tuning episodes from msr_jax.world.
-config.data.tokenizer = "townworld" (the testbed's word-level tokenizer), a path to a
-  `tokenizers` JSON file (plain template, markers <system>/<user>/<assistant>/<eot>), or a
-  Hugging Face tokenizer folder (its chat template).
+config.data.kind = "jsonl": records from config.data.paths (msr_jax.data's reader); or
+  "module:function", a function of config.data that returns records (a testbed's episodes:
+  configs/train.py:smoke names Townworld's).
+config.data.tokenizer = a path to a `tokenizers` JSON file (plain template, markers
+  <system>/<user>/<assistant>/<eot>), a Hugging Face tokenizer folder (its chat template),
+  or "module:function" returning (adapter, vocab_size, pad_id) (Townworld's word-level
+  tokenizer in configs/train.py). This module names no testbed: the config does.
 config.model.checkpoint = "" for a random init of config.model.preset (with the non-zero
   size fields of config.model applied), or a checkpoint folder (msr_jax.checkpoints.native).
 """
@@ -12,6 +14,7 @@ config.model.checkpoint = "" for a random init of config.model.preset (with the 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import logging
 import os
 from typing import Mapping, Sequence
@@ -28,7 +31,6 @@ from msr_jax.model import Decoder, ModelConfig
 
 log = logging.getLogger(__name__)
 
-DATA_KINDS = ("jsonl", "townworld")
 # config.model fields that change the preset when non-zero / non-empty.
 MODEL_CHANGES = ("hidden_size", "intermediate_size", "num_layers", "num_heads",
                  "num_kv_heads", "head_dim", "dtype", "param_dtype")
@@ -75,13 +77,24 @@ def check_config(config) -> None:
                       f"({context[-1]} + 1); lower it or add a bucket")
 
 
+def _is_entry(spec: str) -> bool:
+  module, sep, name = spec.partition(":")
+  return bool(sep and module and name.isidentifier() and not os.path.exists(spec))
+
+
+def _entry(spec: str, field: str):
+  """The function that a "module:function" config value names."""
+  module, _, name = spec.partition(":")
+  try:
+    return getattr(importlib.import_module(module), name)
+  except (ImportError, AttributeError) as e:
+    raise ConfigError(f"config.{field}: cannot load {spec!r}: {e}") from None
+
+
 def make_adapter(tokenizer_spec: str):
   """(adapter, vocab_size, pad_id) for config.data.tokenizer."""
-  if tokenizer_spec == "townworld":
-    from msr_jax.world import tokenizer as world_tokenizer
-    tokenizer = world_tokenizer.build()
-    return (world_tokenizer.adapter(tokenizer), tokenizer.get_vocab_size(),
-            tokenizer.token_to_id(world_tokenizer.PAD))
+  if _is_entry(tokenizer_spec):
+    return _entry(tokenizer_spec, "data.tokenizer")()
   if os.path.isfile(tokenizer_spec):
     import tokenizers
     from msr_jax.data.plain_template import PlainTemplateAdapter
@@ -93,8 +106,8 @@ def make_adapter(tokenizer_spec: str):
     from msr_jax.data.chat_template import ChatTemplateAdapter
     tokenizer = transformers.AutoTokenizer.from_pretrained(tokenizer_spec)
     return ChatTemplateAdapter(tokenizer), len(tokenizer), tokenizer.pad_token_id or 0
-  raise ValueError(f"config.data.tokenizer: {tokenizer_spec!r} is neither 'townworld', a "
-                   "tokenizer JSON file nor a tokenizer folder")
+  raise ConfigError(f"config.data.tokenizer: {tokenizer_spec!r} is neither a tokenizer JSON "
+                    "file, a tokenizer folder nor a module:function")
 
 
 def long_decision_policy(data_config) -> str:
@@ -140,13 +153,10 @@ def load_sources(config, adapter) -> dict[str, list[Example]]:
                                         int(data.keep_first), max(data.decision_buckets),
                                         data.get("long_decisions", ""))
     return sources
-  if data.kind == "townworld":
-    from msr_jax.world import behaviour
-    from msr_jax.world.world import World
-    world = World.build(int(data.townworld.world_seed))
-    records = behaviour.training_records(world, int(data.seed), int(data.townworld.count))
-    return examples_from_records(records, adapter, data)
-  raise ValueError(f"config.data.kind: unknown {data.kind!r}, expected one of {DATA_KINDS}")
+  if _is_entry(data.kind):
+    return examples_from_records(_entry(data.kind, "data.kind")(data), adapter, data)
+  raise ConfigError(f"config.data.kind: unknown {data.kind!r}, expected 'jsonl' or "
+                    "module:function")
 
 
 def split_holdout(sources: Mapping[str, Sequence[Example]], count: int, seed: int

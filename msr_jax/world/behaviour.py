@@ -93,3 +93,11 @@ def training_records(world: World, seed: int, count: int, p_fire: float = 0.5) -
       records.append(episodes.decision(rng, situation, uid, default_rule=world.r1,
                                        meta={"split": "train"}))
   return records
+
+
+def records_for_training(data_config) -> list[Record]:
+  """`training_records` for a training config's `data.kind`
+  ("msr_jax.world.behaviour:records_for_training"), from `data.townworld` (world_seed,
+  count) and `data.seed`."""
+  world = World.build(int(data_config.townworld.world_seed))
+  return training_records(world, int(data_config.seed), int(data_config.townworld.count))

@@ -82,3 +82,10 @@ def load(path: str) -> tokenizers.Tokenizer:
 def adapter(tokenizer: tokenizers.Tokenizer) -> PlainTemplateAdapter:
   """The plain-template adapter every Townworld record is rendered with."""
   return PlainTemplateAdapter(tokenizer, role_markers=ROLE_MARKERS, end_of_turn=EOT, bos=BOS)
+
+
+def training_adapter():
+  """(adapter, vocab_size, pad_id) for a training config's `data.tokenizer`
+  ("msr_jax.world.tokenizer:training_adapter")."""
+  tokenizer = build()
+  return adapter(tokenizer), tokenizer.get_vocab_size(), tokenizer.token_to_id(PAD)

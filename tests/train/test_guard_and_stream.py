@@ -92,7 +92,7 @@ def test_guard_rejects_bad_settings():
 def test_batch_stream_resumes_exactly(replay_ratio):
   config = load_config("configs/train.py:smoke", ["--config.data.townworld.count=16"])
   config.data.replay_ratio = replay_ratio
-  adapter, _, pad_id = setup.make_adapter("townworld")
+  adapter, _, pad_id = setup.make_adapter("msr_jax.world.tokenizer:training_adapter")
   sources = setup.load_sources(config, adapter)
   stream = BatchStream(config, sources, batch_size=2, micro_batches=2, pad_id=pad_id)
   for _ in range(3):
@@ -105,3 +105,12 @@ def test_batch_stream_resumes_exactly(replay_ratio):
     assert a.context_BxC.shape[:2] == (2, 2)  # micro-batch axis, then rows
     for x, y in zip(a, b):
       np.testing.assert_array_equal(x, y)
+
+
+def test_config_entry_points_name_the_file_of_a_missing_function():
+  from msr_jax.errors import ConfigError
+  with pytest.raises(ConfigError, match=r"config\.data\.tokenizer: cannot load "
+                                        r"'msr_jax\.world\.tokenizer:no_such'"):
+    setup.make_adapter("msr_jax.world.tokenizer:no_such")
+  with pytest.raises(ConfigError, match=r"config\.data\.tokenizer: 'townworld' is neither"):
+    setup.make_adapter("townworld")

@@ -118,7 +118,7 @@ def test_guard_stop_ends_run_on_good_params(tmp_path):
 
 def test_nonfinite_example_is_skipped_and_counted(tmp_path):
   config = small_config(tmp_path, train__steps=4, guard__every=0)
-  adapter, vocab_size, _ = setup.make_adapter("townworld")
+  adapter, vocab_size, _ = setup.make_adapter("msr_jax.world.tokenizer:training_adapter")
   sources = setup.load_sources(config, adapter)
   bad = dataclasses.replace(sources["townworld"][0], weight=float("nan"))
   sources = {"townworld": [bad] * 2}
