@@ -116,13 +116,10 @@ def long_decision_policy(data_config) -> str:
 
 
 def examples_from_records(records, adapter, data_config) -> dict[str, list[Example]]:
-  """Examples of records made in memory (no file: errors name the record id)."""
-  examples, stats = segment_all((tokenize_record(r, adapter) for r in records),
-                                int(data_config.max_context_tokens), int(data_config.keep_first))
-  examples, reasons = limit_decisions(examples, max(data_config.decision_buckets),
-                                      long_decision_policy(data_config), stats, "records")
-  for reason in reasons:
-    log.warning("%s", reason)
+  """Examples of records made in memory, by source. Long decisions are `limit_sources`'
+  work, done once where the examples reach the trainer."""
+  examples, _ = segment_all((tokenize_record(r, adapter) for r in records),
+                            int(data_config.max_context_tokens), int(data_config.keep_first))
   by_source: dict[str, list[Example]] = {}
   for example in examples:
     by_source.setdefault(example.source, []).append(example)
@@ -154,7 +151,8 @@ def load_sources(config, adapter) -> dict[str, list[Example]]:
                                         data.get("long_decisions", ""))
     return sources
   if _is_entry(data.kind):
-    return examples_from_records(_entry(data.kind, "data.kind")(data), adapter, data)
+    return limit_sources(examples_from_records(_entry(data.kind, "data.kind")(data), adapter,
+                                               data), data)
   raise ConfigError(f"config.data.kind: unknown {data.kind!r}, expected 'jsonl' or "
                     "module:function")
 

@@ -40,11 +40,16 @@ def save(directory: str, config: ModelConfig, params) -> None:
   atomic.write_json(os.path.join(directory, CONFIG), native.config_fields(config))
 
 
-def load_config(directory: str) -> ModelConfig:
-  """The `ModelConfig` in `directory`; errors name the file and the field."""
+def _require_config(directory: str) -> None:
+  """A folder without a config is an error naming the file it lacks."""
   if not native.is_native(directory):
     raise CheckpointNotFoundError(f"{os.path.join(directory, CONFIG)}: no model config; is "
                                   f"{directory} a checkpoint?")
+
+
+def load_config(directory: str) -> ModelConfig:
+  """The `ModelConfig` in `directory`; errors name the file and the field."""
+  _require_config(directory)
   return native.read_config(directory)
 
 
@@ -52,5 +57,5 @@ def load(directory: str):
   """Returns (config, graphdef, params) with every parameter checked for name and shape;
   read by `msr_jax.checkpoints.native`, so a truncated, malformed or incomplete folder is
   an error naming the file at fault."""
-  load_config(directory)  # a folder without a config: the file it lacks is named
+  _require_config(directory)  # read once, by native.load_model
   return native.load_model(directory)
