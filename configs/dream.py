@@ -11,6 +11,7 @@ import os
 
 import ml_collections
 
+from msr_jax.dream.config import dream_defaults
 from msr_jax.runner.config import load_config_file
 
 
@@ -27,29 +28,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.world = ml_collections.ConfigDict({"seed": 0, "num_people": 240})
   # The memories: R1's real fine-tuning episodes, also the real training data.
   c.memory = ml_collections.ConfigDict({"seed": 0, "num_real": 256})
-  c.dream = ml_collections.ConfigDict({
-      "cycles": 4,
-      "mode": "filtered",          # filtered | unfiltered | oracle | none
-      "walks_per_cycle": 128,
-      "walk_length": 3,            # memories per collision: the first 3 distinct nodes
-      "restart_prob": 0.1,
-      "split_cell": False,         # item and weather from different memories
-      "judges": ("format", "self", "oracle"),   # each reported separately
-      "judge": "format",           # the training signal
-      "threshold": 0.5,            # acceptance threshold of the format / oracle judges
-      "self_threshold": 0.5,       # of the self-consistency judge (token probability)
-      "top_fraction": None,        # or keep only the best fraction (filtered mode)
-      "max_new_tokens": 12,
-      "generate_batch_size": 64,
-      "dream_weight": 0.5,         # share of dream examples when a cycle has dreams
-      # The trainer guard's drops count from the base model's retention score too
-      # ("base"), or only from each cycle's start and best ("cycle": a decline of a few
-      # points per cycle is never caught).
-      "guard_anchor": "base",
-      "temperature": ml_collections.ConfigDict({
-          "initial": 0.7, "minimum": 0.1, "maximum": 1.5, "target_failure": 0.3,
-          "gain": 1.0}),
-  })
+  c.dream = dream_defaults()  # every field and its meaning: msr_jax/dream/config.py
   # The trainer's own config (configs/train.py), run once per cycle by train_loop; the
   # dream loop sets its data mixture (real + dreams) per cycle.
   c.trainer = load_config_file(os.path.join(os.path.dirname(__file__), "train.py"))

@@ -5,10 +5,9 @@ The recipe binds a note's values to their subjects: 3 layers, opening with conte
 about decision notes' own clauses, then the mixtures (stages 1 and 2); stage 3 forms the
 comparison of a told rule's weather with the note's on a curriculum of growing notes, and
 stage 4 brings back every kind of rule (docs/townworld.md). `:smoke` is a few-step run for
-tests and CI; `:three_layers` (no situation questions), `:two_layers` and `:four_layers`
-(the recipe shipped until 2026-12-02) are the earlier recipes, and `RULE_EXPERIMENTS` the
-runs on told rules' near misses, all of two stages, kept so the docs' figures can be
-rebuilt.
+tests and CI. The earlier recipes of docs/townworld.md's notebook are in the git history,
+at commit b7dc92b (their field names are the ones before pre-training moved onto
+msr_jax.train's loop: `lr`, `final_lr_fraction`, top-level `steps` and `batch_size`).
 """
 
 from __future__ import annotations
@@ -24,28 +23,29 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # 3 layers, not townworld_tiny's 4: with 4, the content copy had not formed after 1,500
   # copy steps; 3 form it by step 1,500 of 2,000, 2 by step 750 (docs/townworld.md).
   c.model = ml_collections.ConfigDict({"preset": "townworld_tiny", "num_layers": 3})
-  # Stage 1: 2,000 copy steps, 1,500 warm-up steps, then 1,800 steps of the mixture.
-  c.steps = 5300
-  c.batch_size = 16
-  c.seq_len = 128
-  # 1e-3, not 2e-3: at 2e-3 in-context recall (the induction-head transition) never
-  # appeared in 5,400 steps; at 1e-3 a note-only run learns it in 600 steps.
-  c.lr = 1e-3
-  c.warmup_steps = 100
-  c.final_lr_fraction = 0.05
-  c.weight_decay = 0.01
-  c.clip_norm = 1.0
+  # Stage 1: 2,000 copy steps, 1,500 warm-up steps, then 1,800 steps of the mixture, in
+  # packed rows of seq_len tokens.
   # Packed rows: with the document mask, each record attends only within itself, from
   # position 0, as probes and fine-tuning present it; without it, a record also sees the
   # records packed before it in its row (whose weather, items and people are distractors).
   # After stage 1 it lifted K1 0.82 -> 1.00, K2 0.40 -> 0.93, R0 0.33 -> 0.45
   # (docs/townworld.md).
-  c.document_mask = True
+  c.train = ml_collections.ConfigDict({"steps": 5300, "batch_size": 16, "seq_len": 128,
+                                       "document_mask": True})
+  # The optimizer of every stage (the fields of msr_jax/optim/registry.py); a stage's
+  # `optim` overrides some, and its schedule runs over the stage's steps.
+  # 1e-3, not 2e-3: at 2e-3 in-context recall (the induction-head transition) never
+  # appeared in 5,400 steps; at 1e-3 a note-only run learns it in 600 steps.
+  c.optim = ml_collections.ConfigDict({
+      "name": "adamw", "learning_rate": 1e-3, "schedule": "cosine", "warmup_steps": 100,
+      "final_lr_ratio": 0.05, "weight_decay": 0.01, "clip_norm": 1.0, "b1": 0.9,
+      "b2": 0.98})
   # A second cosine cycle from the stage-1 weights with a fresh optimizer state.
   # Its mixture (overrides of c.mixture) asks up to 4 questions per note and moves weight
   # from knowledge (at 100% after stage 1) to decisions and told rules, the skills still
   # learning there (R0 0.42, rules 0.08 after a 3,000-step stage 2 on the stage-1 mix).
-  c.stage2 = ml_collections.ConfigDict({"steps": 4000, "lr": 1e-3, "warmup_steps": 50})
+  c.stage2 = ml_collections.ConfigDict({
+      "steps": 4000, "optim": {"learning_rate": 1e-3, "warmup_steps": 50}})
   # Stage 2 opens with `focus_steps` of a focus mixture (overrides of its mixture): mostly
   # decisions and told rules, with bios, QA, notes and item facts replayed. Decisions and
   # rules alone (2,000 focus steps, then 4,000 mixed) formed the weather copy
@@ -71,7 +71,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   _replay = {"bio": 0.1, "qa": 0.1, "note": 0.1, "counterfactual": 0.0, "items": 0.02,
              "decision": 0.15, "situation": 0.05, "rule": 0.5, "note_same_attribute": 0.0}
   c.stage3 = ml_collections.ConfigDict({
-      "steps": 2200, "lr": 1e-3, "warmup_steps": 50,
+      "steps": 2200, "optim": {"learning_rate": 1e-3, "warmup_steps": 50},
       "mixture": {**_replay, "rule_any_item": 1.0},
       "phases": [[600, {"max_distractors": 0}], [400, {"max_distractors": 1}],
                  [400, {"max_distractors": 2}], [400, {"max_distractors": 3}]]})
@@ -79,7 +79,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # misses where the item differs), half of the near misses missing on the weather, and
   # counterfactual notes replayed (without them C2 fell 0.97 -> 0.85 over 800 steps).
   c.stage4 = ml_collections.ConfigDict({
-      "steps": 1000, "lr": 5e-4, "warmup_steps": 50,
+      "steps": 1000, "optim": {"learning_rate": 5e-4, "warmup_steps": 50},
       "mixture": {**_replay, "counterfactual": 0.07, "rule_weather_miss": 0.5}})
   # Relative weights of record kinds (see msr_jax.world.corpus.Mixture).
   c.mixture = ml_collections.ConfigDict({
@@ -108,16 +108,19 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       # without it R0 stayed at 0.835, deciding a stranger's request at the base rate.
       "situation": 0.5})
   c.log_every = 25
-  c.checkpoint_every = 300
+  # Each stage's run folder (out_dir/runs/stageN) keeps its newest training state, so a
+  # killed run continues where it stopped.
+  c.checkpoint = ml_collections.ConfigDict({"every": 300, "keep": 1})
   # Probes: the full set printed by `msr eval`; the reduced subset is checked by a test.
   c.probe_seed = 1234
   if arg == "smoke":
-    c.steps, c.batch_size, c.seq_len = 3, 4, 128
-    c.induction_steps, c.warmup_recall_steps, c.warmup_steps = 0, 1, 1
-    c.stage2.steps, c.stage2.warmup_steps, c.stage2.focus_steps = 2, 1, 1
-    c.stage3.steps, c.stage3.warmup_steps, c.stage3.phases = 2, 1, [[1, {"max_distractors": 0}]]
-    c.stage4.steps, c.stage4.warmup_steps = 2, 1
-    c.log_every, c.checkpoint_every = 1, 3
+    c.train.steps, c.train.batch_size = 3, 4
+    c.induction_steps, c.warmup_recall_steps, c.optim.warmup_steps = 0, 1, 1
+    c.stage2.steps, c.stage2.optim.warmup_steps, c.stage2.focus_steps = 2, 1, 1
+    c.stage3.steps, c.stage3.optim.warmup_steps = 2, 1
+    c.stage3.phases = [[1, {"max_distractors": 0}]]
+    c.stage4.steps, c.stage4.optim.warmup_steps = 2, 1
+    c.log_every, c.checkpoint.every = 1, 3
     c.out_dir = "runs/townworld_smoke"
   elif arg not in (None, ""):
     raise ValueError(f"configs/townworld.py: unknown argument {arg!r} (expected none or "

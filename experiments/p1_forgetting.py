@@ -5,7 +5,11 @@ Arms: lr {1e-5, 1e-4, 1e-3} x data {narrow, diverse}; two sequential behaviour u
 on knowledge (K1, K2) and context understanding (C1 at 2..8 facts, C2).
 """
 
-from msr_jax.runner.townworld_arm import SEEDS, scaled_config
+import pathlib
+
+from msr_jax.runner.arms import arm_grid
+
+ARMS = pathlib.Path(__file__).resolve().parents[1] / "configs" / "townworld_arms.py"
 
 RETAIN = "K1+K2+C1_*+C2"
 LEARNED = "B_train+B_train_s*"
@@ -13,12 +17,13 @@ FOCUS = "lr0.0001_diverse"
 
 
 def get_experiment(scale):
+  grid = arm_grid(ARMS, scale)
   arms = {f"lr{lr:g}_{data}": {"optim.learning_rate": lr, "data.mixture": data}
           for lr in (1e-5, 1e-4, 1e-3) for data in ("narrow", "diverse")}
   return {
       "name": "p1_forgetting", "prediction": "P1",
       "entry": "msr_jax.runner.townworld_arm:run",
-      "base": scaled_config(scale, stages=2), "arms": arms, "seeds": SEEDS[scale],
+      "base": grid.base(stages=2), "arms": arms, "seeds": list(grid.seeds),
       "analysis": {
           "claim": "At lr 1e-4 with diverse data, forgetting stays within 2 points of the "
                    "base while the behaviour is learned; narrow data forgets more.",

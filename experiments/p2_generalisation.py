@@ -4,14 +4,19 @@ One arm (lr 1e-4, diverse data, context-frozen; the same run as P3's and P4's re
 arms). Transfer ratio = gain on N1-N3 over gain on the training situations.
 """
 
-from msr_jax.runner.townworld_arm import SEEDS, scaled_config
+import pathlib
+
+from msr_jax.runner.arms import arm_grid
+
+ARMS = pathlib.Path(__file__).resolve().parents[1] / "configs" / "townworld_arms.py"
 
 
 def get_experiment(scale):
+  grid = arm_grid(ARMS, scale)
   return {
       "name": "p2_generalisation", "prediction": "P2",
       "entry": "msr_jax.runner.townworld_arm:run",
-      "base": scaled_config(scale), "arms": {"standard": {}}, "seeds": SEEDS[scale],
+      "base": grid.base(), "arms": {"standard": {}}, "seeds": list(grid.seeds),
       "analysis": {
           "claim": "The learned rule transfers to unseen people, grid cells and templates "
                    "(transfer ratio >= 0.8, lower CI > 0.5) without firing where it must not "

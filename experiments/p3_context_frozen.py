@@ -6,19 +6,24 @@ backprop has a reason to stop reading notes; context-frozen training cannot chan
 context is encoded except through the shared weights.
 """
 
-from msr_jax.runner.townworld_arm import SEEDS, scaled_config
+import pathlib
+
+from msr_jax.runner.arms import arm_grid
+
+ARMS = pathlib.Path(__file__).resolve().parents[1] / "configs" / "townworld_arms.py"
 
 CONTEXT = "C1_*+C2"
 
 
 def get_experiment(scale):
+  grid = arm_grid(ARMS, scale)
   arms = {"cf_relevant": {}, "full_relevant": {"train.mode": "full"},
           "cf_ignored": {"data.regime": "note_ignored"},
           "full_ignored": {"train.mode": "full", "data.regime": "note_ignored"}}
   return {
       "name": "p3_context_frozen", "prediction": "P3",
       "entry": "msr_jax.runner.townworld_arm:run",
-      "base": scaled_config(scale), "arms": arms, "seeds": SEEDS[scale],
+      "base": grid.base(), "arms": arms, "seeds": list(grid.seeds),
       "analysis": {
           "claim": "At matched behaviour efficacy, context-frozen training keeps context "
                    "understanding within 2 points of the base, and degrades it less than "

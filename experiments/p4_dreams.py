@@ -6,18 +6,23 @@ upper bound). Dreams landing in held-out N2 cells are dropped, so N2 measures ce
 dream covered.
 """
 
-from msr_jax.runner.townworld_arm import SEEDS, scaled_config
+import pathlib
+
+from msr_jax.runner.arms import arm_grid
+
+ARMS = pathlib.Path(__file__).resolve().parents[1] / "configs" / "townworld_arms.py"
 
 NOVEL = "N1+N2+N3"
 
 
 def get_experiment(scale):
+  grid = arm_grid(ARMS, scale)
   arms = {"real_only": {}, "filtered": {"dream.mode": "filtered"},
           "unfiltered": {"dream.mode": "unfiltered"}, "oracle": {"dream.mode": "oracle"}}
   return {
       "name": "p4_dreams", "prediction": "P4",
       "entry": "msr_jax.runner.townworld_arm:run",
-      "base": scaled_config(scale), "arms": arms, "seeds": SEEDS[scale],
+      "base": grid.base(), "arms": arms, "seeds": list(grid.seeds),
       "analysis": {
           "claim": "Real + filtered dreams beat real-only data on grid cells no dream covered.",
           "report_metrics": ["score:B_train", "score:N1", "score:N2", "score:N3",

@@ -6,20 +6,24 @@ injected bad batches and bad dreams). Robustness = the worst case over the grid 
 composite score (behaviour on novel situations x retained knowledge x retained context).
 """
 
-from msr_jax.runner.townworld_arm import DEFENCES, SEEDS, defence_arms, scaled_config
+import pathlib
 
-ALL = tuple(DEFENCES)
+from msr_jax.runner.arms import arm_grid
+
+ARMS = pathlib.Path(__file__).resolve().parents[1] / "configs" / "townworld_arms.py"
 
 
 def get_experiment(scale):
+  grid = arm_grid(ARMS, scale)
+  ALL = grid.defences
   sets = {"none": (), "all": ALL}
   sets.update({f"only_{d}": (d,) for d in ALL})
   sets.update({f"no_{d}": tuple(x for x in ALL if x != d) for d in ALL})
-  base = scaled_config(scale, **{"eval.sharpness": True})
+  base = grid.base(**{"eval.sharpness": True})
   return {
       "name": "p5_combination", "prediction": "P5",
       "entry": "msr_jax.runner.townworld_arm:run",
-      "base": base, "arms": defence_arms(scale, sets), "seeds": SEEDS[scale],
+      "base": base, "arms": grid.defence_arms(sets), "seeds": list(grid.seeds),
       "analysis": {
           "claim": "All defences together have a higher worst-case composite score over the "
                    "stress grid than any single defence alone.",

@@ -1,7 +1,9 @@
 """`msr pretrain --config configs/townworld.py`: pre-train the Townworld base model.
 
-Writes the checkpoint (safetensors + JSON config + tokenizer) to `config.out_dir` every
-`checkpoint_every` steps, then scores every probe and writes the card (`card.json`).
+Trains each stage on `msr_jax.train`'s loop (run folders `OUT/runs/stageN`, checkpointed
+every `checkpoint.every` steps, so running the command again continues a killed run),
+writes the weights (safetensors + JSON config + tokenizer) to `config.out_dir`, then scores
+every probe and writes the card (`card.json`).
 """
 
 from __future__ import annotations

@@ -8,8 +8,6 @@ import os
 import pathlib
 import time
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
-
 
 def register(subparsers) -> None:
   parser = subparsers.add_parser("reproduce", help="run P1-P5 and the ablations, write the report")
@@ -20,17 +18,23 @@ def register(subparsers) -> None:
   parser.add_argument("--runs-per-worker", type=int, default=None,
                       help="recycle a worker process after this many runs (0: never; "
                            "default 20)")
+  parser.add_argument("--experiments", default="experiments",
+                      help="folder of experiment files (default: experiments/ of the "
+                           "current directory, the repository root)")
   parser.add_argument("--only", nargs="*", default=None,
-                      help="experiment file stems to run (default: all of experiments/)")
+                      help="experiment file stems to run (default: all of the folder)")
   parser.set_defaults(func=run)
 
 
-def experiment_files(only=None) -> list[str]:
-  files = sorted(glob.glob(str(REPO / "experiments" / "*.py")))
+def experiment_files(folder: str = "experiments", only=None) -> list[str]:
+  from msr_jax.errors import UserError
+  files = sorted(glob.glob(os.path.join(glob.escape(folder), "*.py")))
   if only:
     files = [f for f in files if pathlib.Path(f).stem in set(only)]
   if not files:
-    raise FileNotFoundError(f"no experiment files under {REPO / 'experiments'} match {only}")
+    raise UserError(f"{os.path.abspath(folder)}: no experiment files"
+                    + (f" match {only}" if only else "") + " (run msr reproduce from the "
+                    "repository root, or pass --experiments)")
   return files
 
 
@@ -39,7 +43,7 @@ def run(args) -> int:
   from msr_jax.runner.sweep import RUNS_PER_WORKER, run_sweep
 
   start = time.time()
-  summary = run_sweep(experiment_files(args.only), args.run_dir, args.scale, args.jobs,
+  summary = run_sweep(experiment_files(args.experiments, args.only), args.run_dir, args.scale, args.jobs,
                       runs_per_worker=RUNS_PER_WORKER if args.runs_per_worker is None
                       else args.runs_per_worker)
   summary_report = build_report(args.run_dir)

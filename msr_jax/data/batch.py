@@ -20,6 +20,11 @@ the triples against sequences built from the examples; `train/objectives.py` bui
 full sequence on the device). `batch_size` pads the batch with all-zero-weight rows; with
 gradient accumulation every array gets a leading micro-batch axis
 (`train.batch.stack_micro_batches`).
+
+Packed rows (pre-training: several documents per row, loss on every trained token) are
+the same type with an empty context (C = 0, `context_lengths_B` 0) and, to keep attention
+within each document, `segment_ids_BxT`: one id per contiguous document over the full
+sequence's C + D positions (0 for padding), read by full backprop only.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ class Batch(NamedTuple):
   inputs_BxD: np.ndarray         # int32, decision-forward input tokens
   targets_BxD: np.ndarray        # int32, next-token targets of those inputs
   weights_BxD: np.ndarray        # float32, loss weight per target (0 = not trained on)
+  segment_ids_BxT: np.ndarray | None = None  # int32 document ids over C + D, or None
 
   @property
   def num_tokens(self):
@@ -93,6 +99,25 @@ def make_batch(examples: Sequence[Example], context_buckets: Sequence[int],
     targets_BxD[b, :ld] = decision
     weights_BxD[b, :ld] = ex.loss_mask.astype(np.float32) * np.float32(ex.weight)
   return Batch(context_BxC, context_lengths_B, inputs_BxD, targets_BxD, weights_BxD)
+
+
+def packed_batch(tokens_BxL: np.ndarray, mask_BxL: np.ndarray,
+                 segments_BxL: np.ndarray | None = None) -> Batch:
+  """Packed rows (several documents per row, pre-training's) as a `Batch` for full
+  backprop: an empty context, the row as the decision inputs, the next tokens as targets.
+
+  `mask_BxL[:, t]` is 1 where `tokens_BxL[:, t + 1]` is trained on (the last column has no
+  target and is never trained). With `segments_BxL` (document ids, 0 for padding),
+  attention stays within each document and positions restart at its first token.
+  """
+  b, length = np.shape(tokens_BxL)
+  tokens_BxL = np.asarray(tokens_BxL, np.int32)
+  targets_BxL = np.concatenate([tokens_BxL[:, 1:], np.zeros((b, 1), np.int32)], axis=1)
+  weights_BxL = np.asarray(mask_BxL, np.float32).copy()
+  weights_BxL[:, -1] = 0.0
+  segments = None if segments_BxL is None else np.asarray(segments_BxL, np.int32)
+  return Batch(np.zeros((b, 0), np.int32), np.zeros((b,), np.int32), tokens_BxL,
+               targets_BxL, weights_BxL, segments)
 
 
 def iterate_batches(examples: Iterable[Example], batch_size: int,

@@ -6,19 +6,20 @@ runs are P5's own (same configs, so the result store computes them once).
 
 from __future__ import annotations
 
-from msr_jax.runner.townworld_arm import DEFENCES, SEEDS, defence_arms, scaled_config
+from msr_jax.runner.arms import ArmGrid
 
 
-def ablation_experiment(defence: str, scale: str) -> dict:
-  if defence not in DEFENCES:
-    raise ValueError(f"unknown defence {defence!r}; expected one of {sorted(DEFENCES)}")
-  rest = tuple(d for d in DEFENCES if d != defence)
-  sets = {"all": tuple(DEFENCES), f"no_{defence}": rest}
+def ablation_experiment(defence: str, grid: ArmGrid) -> dict:
+  """The experiment of switching `defence` off, on `grid` (`arms.arm_grid`)."""
+  if defence not in grid.defences:
+    raise ValueError(f"unknown defence {defence!r}; expected one of {sorted(grid.defences)}")
+  rest = tuple(d for d in grid.defences if d != defence)
+  sets = {"all": grid.defences, f"no_{defence}": rest}
   return {
       "name": f"ablation_{defence}", "prediction": "ablation",
       "entry": "msr_jax.runner.townworld_arm:run",
-      "base": scaled_config(scale, **{"eval.sharpness": True}),
-      "arms": defence_arms(scale, sets), "seeds": SEEDS[scale],
+      "base": grid.base(**{"eval.sharpness": True}),
+      "arms": grid.defence_arms(sets), "seeds": list(grid.seeds),
       "analysis": {
           "claim": f"Switching the {defence} defence off lowers the worst-case composite score.",
           "report_metrics": ["value:composite", "forgetting:K1+K2+C1_*+C2", "score:N1+N2+N3"],

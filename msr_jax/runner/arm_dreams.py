@@ -22,6 +22,7 @@ import ml_collections
 from msr_jax.data.records import Message
 from msr_jax.dream import collide, judges
 from msr_jax.dream import townworld as dream_world
+from msr_jax.dream.config import dream_defaults
 from msr_jax.dream.consolidate import DreamSetup, dream_cycle, fill_memory
 from msr_jax.dream.generate import answer_scenarios
 from msr_jax.memory import MemoryGraph
@@ -38,11 +39,12 @@ def _setup(base, world, graph, real_records) -> DreamSetup:
 
 
 def _dream_config(cfg, seed: int) -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict({"seed": seed, "dream": {
-      "mode": cfg.dream.mode, "walks_per_cycle": int(cfg.dream.count), "walk_length": 3,
-      "restart_prob": 0.1, "split_cell": False, "judges": ("format",), "judge": "format",
-      "threshold": 0.5, "self_threshold": 0.5, "top_fraction": None, "max_new_tokens": 12,
-      "generate_batch_size": 64}})
+  """The dream loop's defaults (msr_jax/dream/config.py) with the arm's mode and count;
+  the format judge alone (no oracle in an arm's training signal, no self-judging cost)."""
+  dream = dream_defaults()
+  dream.update({"mode": cfg.dream.mode, "walks_per_cycle": int(cfg.dream.count),
+                "judges": ("format",), "judge": "format"})
+  return ml_collections.ConfigDict({"seed": seed, "dream": dream})
 
 
 def dream_records(cfg, base, params, rule, stage: int, seed: int) -> list:

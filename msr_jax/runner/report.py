@@ -17,13 +17,11 @@ from msr_jax.runner import analysis, plots
 from msr_jax.runner.experiment import expand
 from msr_jax.runner.store import ResultStore
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
-
-
 def _shown_path(path: str) -> str:
-  """An experiment file as a reader of the report finds it: relative to the repository."""
+  """An experiment file as a reader of the report finds it: relative to the current
+  directory (the repository root, where `msr reproduce` runs) when it lies below it."""
   try:
-    return str(pathlib.Path(path).resolve().relative_to(REPO))
+    return str(pathlib.Path(path).resolve().relative_to(pathlib.Path.cwd().resolve()))
   except ValueError:
     return path
 

@@ -2,8 +2,8 @@
 model, scored on every probe before, during and after training.
 
 Entry point for experiment files: `entry = "msr_jax.runner.townworld_arm:run"`, with the
-arm config documented in `ARM_DEFAULTS` (experiment files start from `arm_config()` and
-change fields). Output (JSON):
+arm config of `configs/townworld_arms.py` (experiment files start from its `arm` section
+through `msr_jax.runner.arms` and change fields). Output (JSON):
 
   scores[probe] = {"base": [0/1 per item], "final": [...]}   exact match, fixed item order
   stages        R[stage][group] means (stage 0 = base) over GROUPS, and ACC/BWT/forgetting
@@ -18,7 +18,6 @@ import copy
 import dataclasses
 import functools
 import os
-import pathlib
 import tempfile
 
 import jax
@@ -30,101 +29,16 @@ from flax import nnx
 from msr_jax.eval import metrics as cl_metrics
 from msr_jax.eval import probes, probes_score, similarity
 from msr_jax.runner import arm_data
-from msr_jax.runner.config import load_config_file, set_dotted
+from msr_jax.runner.config import set_dotted
+from msr_jax.train import config as train_config
 from msr_jax.train.loop import train_loop
 from msr_jax.train.setup import examples_from_records
 from msr_jax.world import checkpoint, tokenizer
 from msr_jax.world.world import World
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
 KNOWLEDGE = ("K1", "K2")
 CONTEXT_PREFIX = ("C1_", "C2")
 NOVEL = ("N1", "N2", "N3")
-
-ARM_DEFAULTS = {
-    "base_checkpoint": "assets/townworld_base",
-    "stages": 1,                 # sequential behaviour updates (R1, then held-out rules)
-    "optim": {"name": "adamw", "learning_rate": 1e-4, "weight_decay": 0.0, "kwargs": {}},
-    "train": {"mode": "context_frozen", "steps": 60, "batch_size": 8},
-    "data": {"mixture": "diverse", "behaviour_records": 512, "replay_records": 1024,
-             "replay_weight": 0.5, "regime": "note_relevant", "dream_weight": 0.3},
-    "guard": {"every": 0, "threshold": 0.05, "action": "halve_lr"},
-    "stress": {"bad_batch_fraction": 0.0, "bad_dream_fraction": 0.0},
-    "dream": {"mode": "none", "count": 256},
-    "memory": {"self_targets": False},
-    "eval": {"every": 20, "sizes": {}, "during_items": 48, "sharpness": False,
-             "sharpness_iters": 30},
-}
-
-
-def arm_config(**changes) -> dict:
-  """ARM_DEFAULTS with dotted-name changes (`arm_config(**{"optim.learning_rate": 1e-3})`)."""
-  config = copy.deepcopy(ARM_DEFAULTS)
-  for dotted, value in changes.items():
-    set_dotted(config, dotted, value, f"arm config: {dotted!r}")
-  return config
-
-
-# What a scale changes in every arm. Smoke: the CPU, minutes for all five predictions.
-SCALES = {
-    "smoke": {"train.steps": 40, "train.batch_size": 8, "data.behaviour_records": 256,
-              "data.replay_records": 512, "eval.every": 20, "eval.during_items": 32,
-              "dream.count": 96, "eval.sharpness_iters": 10,
-              "eval.sizes": {"K1": 60, "K2": 60, "qa_trained": 0, "K4": 0, "C1": 10,
-                             "C2": 40, "R0": 40, "rule": 30, "rule_novel": 30,
-                             "r1_note": 30, "behaviour": 40, "N4": 20}},
-    "full": {"train.steps": 300, "train.batch_size": 16, "data.behaviour_records": 2048,
-             "data.replay_records": 4096, "eval.every": 25, "eval.during_items": 96,
-             "dream.count": 512, "eval.sizes": {}},
-}
-SEEDS = {"smoke": [0, 1, 2], "full": [0, 1, 2, 3, 4]}
-
-# The six defences as (on, off) changes of an arm config: the switches of P5 and the
-# ablations. "all" is every defence on; "none" every defence off.
-DEFENCES = {
-    "parameter": ({"optim.name": "apollo", "optim.kwargs": {"rank": 32}},
-                  {"optim.name": "adamw", "optim.kwargs": {}}),
-    "gradient": ({"train.mode": "context_frozen"}, {"train.mode": "full"}),
-    "data": ({"data.mixture": "diverse"}, {"data.mixture": "narrow"}),
-    "temporal": ({"guard.every": 10}, {"guard.every": 0}),
-    "architectural": ({"memory.self_targets": True}, {"memory.self_targets": False}),
-    "generative": ({"dream.mode": "filtered"}, {"dream.mode": "none"}),
-}
-
-
-# The stress grid of P5 and the ablations: every defence set is run in every cell, and
-# robustness is its worst composite score over the cells.
-STRESS = {
-    "smoke": {"hot": {"optim.learning_rate": 1e-3, "stages": 2},
-              "dirty": {"stress.bad_batch_fraction": 0.2, "stress.bad_dream_fraction": 0.3}},
-    "full": {"hot": {"optim.learning_rate": 1e-3},
-             "sequential": {"stages": 3},
-             "dirty": {"stress.bad_batch_fraction": 0.2, "stress.bad_dream_fraction": 0.3},
-             "all": {"optim.learning_rate": 1e-3, "stages": 3,
-                     "stress.bad_batch_fraction": 0.2, "stress.bad_dream_fraction": 0.3}},
-}
-
-
-def defence_arms(scale: str, defence_sets: dict[str, tuple[str, ...]]) -> dict:
-  """{f"{name}@{cell}": changes} for every defence set x stress cell."""
-  return {f"{name}@{cell}": {**defence_changes(on), **stress}
-          for name, on in defence_sets.items() for cell, stress in STRESS[scale].items()}
-
-
-def defence_changes(on: tuple[str, ...]) -> dict:
-  """Arm changes with exactly the defences in `on` switched on."""
-  changes = {}
-  for name, (enabled, disabled) in DEFENCES.items():
-    changes.update(enabled if name in on else disabled)
-  return changes
-
-
-def scaled_config(scale: str, **changes) -> dict:
-  """`arm_config` at a scale ("smoke" | "full"), then `changes` (dotted names)."""
-  if scale not in SCALES:
-    raise ValueError(f"unknown scale {scale!r}; expected one of {sorted(SCALES)}")
-  return arm_config(**{**SCALES[scale], **changes})
-
 
 @dataclasses.dataclass
 class Base:
@@ -137,8 +51,9 @@ class Base:
   probe_seed: int
 
 
-def load_base(directory: str) -> Base:
-  path = directory if os.path.isabs(directory) else str(REPO / directory)
+def load_base(path: str) -> Base:
+  """The base checkpoint at `path` (a relative path is from the current directory: the
+  repository root, where `msr reproduce` runs)."""
   from msr_jax.eval.probes_card import world_settings
   settings = world_settings(path)
   model_config, graphdef, params = checkpoint.load(path)
@@ -188,20 +103,20 @@ def _group_means(by_probe: dict, groups: dict) -> dict[str, float]:
 
 
 def _train_config(cfg, run_dir: str, seed: int, sources: dict) -> ml_collections.ConfigDict:
-  config = load_config_file(str(REPO / "configs" / "train.py"))
+  """The trainer's schema and defaults (msr_jax/train/config.py) with the arm's `optim`
+  (whole), its `train` and `guard` fields (the trainer's names), and the data settings of
+  every arm."""
+  config = train_config.get_config()
   config.seed = seed
   config.run_dir = run_dir
   config.resume = False
   config.progress = False
   config.optim = ml_collections.ConfigDict(cfg.optim.to_dict())
-  config.train.mode = cfg.train.mode
-  config.train.steps = int(cfg.train.steps)
-  config.train.batch_size = int(cfg.train.batch_size)
+  for section in ("train", "guard"):
+    for field, value in cfg[section].items():
+      set_dotted(config, f"{section}.{field}", value, f"arm config: {section}.{field}")
   config.checkpoint.every = 0  # A temporary run folder: nothing to resume from.
   config.checkpoint.keep = 1
-  config.guard.every = int(cfg.guard.every)
-  config.guard.threshold = float(cfg.guard.threshold)
-  config.guard.action = cfg.guard.action
   data = config.data
   data.seed = seed
   data.max_context_tokens = 256

@@ -32,6 +32,10 @@ def check_batch(batch: Batch, micro_batches: int = 1) -> None:
                      f"expected {c[:lead]}")
   if d[:lead] != c[:lead]:
     raise ValueError(f"Batch.inputs_BxD: leading dims {d[:lead]} != context's {c[:lead]}")
+  if batch.segment_ids_BxT is not None and np.shape(batch.segment_ids_BxT) != \
+      c[:lead] + (c[-1] + d[-1],):
+    raise ValueError(f"Batch.segment_ids_BxT: shape {np.shape(batch.segment_ids_BxT)}, "
+                     f"expected {c[:lead] + (c[-1] + d[-1],)} (context + decision)")
   lengths = np.asarray(batch.context_lengths_B)
   if lengths.size and (lengths.min() < 0 or lengths.max() > c[-1]):
     raise ValueError(f"Batch.context_lengths_B: values must lie in [0, {c[-1]}], "
@@ -43,4 +47,4 @@ def stack_micro_batches(batches: list[Batch]) -> Batch:
   shapes = {tuple(np.shape(x) for x in b) for b in batches}
   if len(shapes) != 1:
     raise ValueError(f"micro-batches of one step must share their buckets, got {shapes}")
-  return Batch(*(np.stack(xs) for xs in zip(*batches)))
+  return Batch(*(None if xs[0] is None else np.stack(xs) for xs in zip(*batches)))

@@ -97,7 +97,8 @@ def _restore_good(state: TrainState, good, guard: QualityGuard) -> TrainState:
 def train_loop(config, sources: Mapping[str, Sequence] | None = None, *, graphdef=None,
                params=None, model_config: ModelConfig | None = None,
                probe_fn: Callable | None = None, callbacks: Sequence[Callback] = (),
-               run_dir: str | None = None, max_steps: int | None = None) -> TrainResult:
+               run_dir: str | None = None, max_steps: int | None = None,
+               stream=None) -> TrainResult:
   """Trains as `config` says (see configs/train.py) and returns the final state.
 
   sources: examples (`msr_jax.data.segmentation.Example`) by source name; default: loaded
@@ -105,6 +106,10 @@ def train_loop(config, sources: Mapping[str, Sequence] | None = None, *, graphde
     built from config.model. probe_fn: params -> score for the guard; default: negative
     loss on `config.guard.holdout_examples` examples held out of training. max_steps:
     stop after this step (as if killed, but cleanly) without changing config.train.steps.
+  stream: the step batches instead of a `BatchStream` over `sources` (pre-training's packed
+    rows): `next_batch() -> Batch` and a JSON position (`get_state()` / `set_state(state)`)
+    that a resume restores exactly. It needs `params` (nothing is loaded then) and, with
+    the guard on, `probe_fn`.
 
   The config is checked before anything is written (`setup.check_config`); the run folder
   is locked while the run trains, and a resume refuses a config that changes the run
@@ -115,12 +120,18 @@ def train_loop(config, sources: Mapping[str, Sequence] | None = None, *, graphde
   os.makedirs(run_dir, exist_ok=True)
   with run_folder.RunLock(run_dir):
     return _train(config, sources, graphdef, params, model_config, probe_fn, callbacks,
-                  run_dir, max_steps)
+                  run_dir, max_steps, stream)
 
 
 def _train(config, sources, graphdef, params, model_config, probe_fn, callbacks, run_dir,
-           max_steps) -> TrainResult:
+           max_steps, stream) -> TrainResult:
   adapter = pad_id = None
+  if stream is not None:
+    if params is None:
+      raise ValueError("train_loop: a stream of batches needs the model (params)")
+    if probe_fn is None and int(config.guard.every) > 0:
+      raise ValueError("train_loop: a stream of batches needs a probe_fn for the guard")
+    sources = {}
   if sources is None or params is None:
     adapter, vocab_size, pad_id = setup.make_adapter(config.data.tokenizer)
   if sources is None:
@@ -143,7 +154,8 @@ def _train(config, sources, graphdef, params, model_config, probe_fn, callbacks,
 
   t = config.train
   micro = int(t.micro_batches)
-  stream = BatchStream(config, sources, int(t.batch_size), micro, pad_id)
+  if stream is None:
+    stream = BatchStream(config, sources, int(t.batch_size), micro, pad_id)
   step_args = (graphdef, model_config, t.mode, micro, int(t.prefill_chunk),
                bool(t.monitor_drift))
   if int(config.mesh.data) * int(config.mesh.fsdp) > 1:
@@ -151,8 +163,11 @@ def _train(config, sources, graphdef, params, model_config, probe_fn, callbacks,
     tx = optim.make_optimizer(config.optim)
     state = init_state(params, tx, seed=int(config.seed))
     step_fn = make_train_step(step_args[0], step_args[1], tx, *step_args[2:])
-    # An example batch fixes the batch shardings (its shapes do not matter).
-    example_batch = BatchStream(config, sources, int(t.batch_size), micro, pad_id).next_batch()
+    # An example batch fixes the batch shardings (its shapes do not matter); the stream
+    # goes back to where it was.
+    position = stream.get_state()
+    example_batch = stream.next_batch()
+    stream.set_state(position)
     jitted, state = jit_train_step(step_fn, state, mesh, example_batch, micro)
   else:
     tx, jitted = _jitted_step(graphdef, model_config, config.optim, *step_args[2:])

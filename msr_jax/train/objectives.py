@@ -6,7 +6,8 @@ agree; they differ only in where gradients flow.
 
 - `full`: context and decision are concatenated per row (the decision written right after
   each row's real context, at `context_lengths_B[b]`), one causal forward over C + D
-  tokens, and gradients flow through every position.
+  tokens, and gradients flow through every position. Packed rows (`segment_ids_BxT`,
+  pre-training's) attend within each document.
 - `context_frozen`: the context is prefilled into a KV cache with `stop_gradient`
   parameters (optionally in chunks, so the prefill's attention scores are chunk x S
   instead of C x S), then the decision tokens run forward on the cache with gradients.
@@ -46,7 +47,8 @@ def full_loss_sums(graphdef, params, batch: Batch):
   # never attended to by a decision token: attention is causal).
   sequence_BxT = write_rows(padded_BxT, batch.inputs_BxD.astype(padded_BxT.dtype),
                             batch.context_lengths_B)
-  logits_BxTxV, _ = forward(graphdef, params, sequence_BxT)
+  logits_BxTxV, _ = forward(graphdef, params, sequence_BxT,
+                            segment_ids_BxT=batch.segment_ids_BxT)
   index_BxD = decision_positions(batch)
   logits_BxDxV = jnp.take_along_axis(logits_BxTxV, index_BxD[:, :, None], axis=1)
   return weighted_nll_sums(logits_BxDxV, batch.targets_BxD, batch.weights_BxD)
@@ -104,6 +106,9 @@ def context_frozen_loss_sums(graphdef, params, batch: Batch, model_config: Model
 
 def loss_sums(mode: str, graphdef, params, batch: Batch, model_config: ModelConfig,
               chunk: int = 0):
+  if batch.segment_ids_BxT is not None and mode != "full":
+    raise ValueError(f"train mode {mode!r}: packed rows (Batch.segment_ids_BxT) train with "
+                     "full backprop only")
   if mode == "full":
     return full_loss_sums(graphdef, params, batch)
   if mode == "context_frozen":

@@ -1,12 +1,17 @@
 """The Townworld arm end to end on a tiny random base checkpoint."""
 
 import json
+import pathlib
 
 import numpy as np
 import pytest
 
 from arm_fixtures import SMALL_SIZES, tiny_base
 from msr_jax.runner import analysis, townworld_arm
+from msr_jax.runner.arms import arm_grid
+
+GRID = arm_grid(pathlib.Path(__file__).resolve().parents[2] / "configs" / "townworld_arms.py",
+                "smoke")
 
 
 @pytest.fixture(scope="module")
@@ -15,7 +20,7 @@ def base_dir(tmp_path_factory):
 
 
 def _config(base_dir, **changes):
-  return townworld_arm.arm_config(**{
+  return GRID.base(**{
       "base_checkpoint": base_dir, "stages": 2, "train.steps": 3, "train.batch_size": 4,
       "data.behaviour_records": 24, "data.replay_records": 24, "eval.every": 2,
       "eval.sizes": SMALL_SIZES, "eval.during_items": 6, "dream.count": 8,
@@ -51,4 +56,4 @@ def test_narrow_data_has_no_replay_and_bad_config_is_named(base_dir):
       "guard.every": 0, "eval.sharpness": False, "eval.every": 0}), 1)
   assert out["train"][0]["records"] == {"behaviour": 24}
   with pytest.raises(KeyError, match="arm config: 'train.nope': no such field"):
-    townworld_arm.arm_config(**{"train.nope": 1})
+    GRID.base(**{"train.nope": 1})

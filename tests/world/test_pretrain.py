@@ -6,13 +6,15 @@ import dataclasses
 import json
 import os
 import pathlib
+import shutil
 
 import numpy as np
-import optax
 import pytest
 from flax import nnx
 
+from msr_jax.data.batch import packed_batch
 from msr_jax.model import Decoder, ModelConfig, forward
+from msr_jax.train.state import init_state
 from msr_jax.world import checkpoint, corpus, pretrain, tokenizer
 from msr_jax.world.world import World
 
@@ -27,17 +29,50 @@ def _tiny_config() -> ModelConfig:
 
 @pytest.mark.parametrize("document_mask", [False, True])
 def test_train_step_lowers_the_masked_loss_on_a_fixed_batch(document_mask):
-  graphdef, params = nnx.split(Decoder(_tiny_config(), rngs=nnx.Rngs(0)), nnx.Param)
+  config = _tiny_config()
+  graphdef, params = nnx.split(Decoder(config, rngs=nnx.Rngs(0)), nnx.Param)
   stream = corpus.records(World.build(0), 0, corpus.Mixture())
-  batch = next(corpus.pack(stream, tokenizer.adapter(TOK), 4, 128, 0))
-  tx = optax.adam(1e-2)
-  step = pretrain.make_train_step(graphdef, tx, document_mask)
-  opt_state = tx.init(params)
-  losses = []
+  tokens, mask, segments = next(corpus.pack(stream, tokenizer.adapter(TOK), 4, 128, 0))
+  batch = packed_batch(tokens, mask, segments if document_mask else None)
+  tx, step = pretrain.make_step(graphdef, config, {"name": "adam", "learning_rate": 1e-2})
+  state, losses = init_state(params, tx), []
   for _ in range(8):
-    params, opt_state, loss = step(params, opt_state, *batch)
-    losses.append(float(loss))
+    state, metrics = step(state, batch)
+    losses.append(float(metrics["loss"]))
   assert np.isfinite(losses).all() and losses[-1] < losses[0] - 0.5
+
+
+@pytest.mark.parametrize("document_mask", [False, True])
+def test_packed_rows_train_the_plain_masked_language_model_loss(document_mask):
+  """The train step's loss and gradient on packed rows equal those of the plain
+  formulation: one forward over the rows, cross-entropy of logits[:, t] against
+  tokens[:, t + 1] where mask[:, t] is 1, averaged (`jax.grad` of it)."""
+  import jax
+  from msr_jax.train.losses import masked_cross_entropy
+  from msr_jax.train.objectives import loss_sums
+  config = _tiny_config()
+  graphdef, params = nnx.split(Decoder(config, rngs=nnx.Rngs(2)), nnx.Param)
+  params = nnx.to_pure_dict(params)
+  stream = corpus.records(World.build(0), 2, corpus.Mixture())
+  tokens, mask, segments = next(corpus.pack(stream, tokenizer.adapter(TOK), 3, 128, 0))
+  segment_ids = segments if document_mask else None
+  batch = packed_batch(tokens, mask, segment_ids)
+
+  def plain(p):
+    logits, _ = forward(graphdef, p, tokens, segment_ids_BxT=segment_ids)
+    return masked_cross_entropy(logits[:, :-1], tokens[:, 1:], mask[:, :-1])
+
+  def ours(p):
+    total, weight = loss_sums("full", graphdef, p, batch, config)
+    return total / weight
+
+  want, want_grads = jax.value_and_grad(plain)(params)
+  got, got_grads = jax.value_and_grad(ours)(params)
+  np.testing.assert_allclose(got, want, rtol=1e-6)
+  jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7),
+                         got_grads, want_grads)
+  with pytest.raises(ValueError, match="full backprop only"):
+    loss_sums("context_frozen", graphdef, params, packed_batch(tokens, mask, segments), config)
 
 
 def test_document_mask_computes_each_packed_record_as_if_alone():
@@ -98,7 +133,7 @@ def test_recipe_has_four_stages_with_their_own_data_streams():
   path = str(pathlib.Path(__file__).resolve().parents[2] / "configs" / "townworld.py")
   cfg = load_config(path)
   plan = pretrain.stages(cfg)
-  assert [stage.steps for stage in plan] == [cfg.steps, cfg.stage2.steps, cfg.stage3.steps,
+  assert [stage.steps for stage in plan] == [cfg.train.steps, cfg.stage2.steps, cfg.stage3.steps,
                                              cfg.stage4.steps]
   seeds = [stage.stream_seed + k for stage in plan for k in range(len(stage.phases) + 1)]
   assert len(set(seeds)) == len(seeds)  # every stage's and phase's stream is its own
@@ -133,6 +168,34 @@ def test_a_later_stage_alone_equals_every_stage(tmp_path):
     for name in flat_both:
       np.testing.assert_array_equal(flat_both[name], flat_again[name],
                                     err_msg=f"stage {start_stage}: {name}")
+
+
+def test_a_stopped_run_continues_to_the_same_weights(tmp_path):
+  """Stopped mid-stage (stage 2 of 4) and run again, pre-training resumes from the stage's
+  checkpoint and the data stream's position and ends bit for bit where an uninterrupted
+  run does; a stage whose starting weights changed refuses to resume."""
+  from msr_jax.runner.config import load_config
+  from msr_jax.train.run_folder import RunFolderError
+  path = str(pathlib.Path(__file__).resolve().parents[2] / "configs" / "townworld.py")
+  cfg = load_config(path + ":smoke", ["--config.checkpoint.every=1"])
+  whole = pretrain.run(cfg, str(tmp_path / "whole"), log=lambda _: None)
+  stopped = pretrain.run(cfg, str(tmp_path / "again"), log=lambda _: None, max_steps=4)
+  assert stopped["steps"] == 4 and not (tmp_path / "again" / "stage2").exists()
+  again = pretrain.run(cfg, str(tmp_path / "again"), log=lambda _: None)
+  for key in ("steps", "tokens", "trained_tokens", "losses"):
+    assert again[key] == whole[key], key
+  a = checkpoint.flat_params(checkpoint.load(str(tmp_path / "whole"))[2])
+  b = checkpoint.flat_params(checkpoint.load(str(tmp_path / "again"))[2])
+  assert a.keys() == b.keys()
+  for name in a:
+    np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+  # Stage 1 re-run with another learning rate (its folder deleted) gives other weights:
+  # stage 2, whose own config is unchanged, refuses to continue from them.
+  changed = load_config(path + ":smoke", ["--config.checkpoint.every=1",
+                                          "--config.optim.learning_rate=0.002"])
+  shutil.rmtree(tmp_path / "again" / pretrain.RUNS / "stage1")
+  with pytest.raises(RunFolderError, match="init_digest"):
+    pretrain.run(changed, str(tmp_path / "again"), log=lambda _: None)
 
 
 def test_stage_three_grows_the_notes_of_rules_for_any_item():
