@@ -30,6 +30,8 @@ from flax import nnx
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from configs.townworld import get_config  # noqa: E402
+from msr_jax.data.batch import packed_batch
+from msr_jax.train.state import init_state
 from msr_jax.model import Decoder  # noqa: E402
 from msr_jax.model.layers import FlatLinear  # noqa: E402
 from msr_jax.world import pretrain, tokenizer  # noqa: E402
@@ -103,32 +105,32 @@ def main() -> None:
   plan = pretrain.stages(cfg)
   data = pretrain.batches(cfg, plan[1], world, tok)
   batches = [next(data) for _ in range(args.steps)]
-  tx = pretrain.optimizer(plan[1], cfg.clip_norm, cfg.weight_decay)
+  batches = [packed_batch(tokens, mask, segments if cfg.train.document_mask else None)
+             for tokens, mask, segments in batches]
   runs = {}
   for name, flat in VARIANTS.items():
     graphdef, params = nnx.split(_model(config, flat), nnx.Param)
-    step = pretrain.make_train_step(graphdef, tx, cfg.document_mask)
-    opt_state = tx.init(params)
-    # Warm-up (compile) on copies: the step donates its parameters and state.
-    jax.block_until_ready(step(jax.tree.map(jnp.copy, params),
-                               jax.tree.map(jnp.copy, opt_state), *batches[0]))
-    runs[name] = {"step": step, "params": params, "opt_state": opt_state, "ms": []}
+    tx, step = pretrain.make_step(graphdef, config, plan[1].optim)
+    state = init_state(params, tx)
+    # Warm-up (compile) on a copy: the step donates its state.
+    jax.block_until_ready(step(jax.tree.map(jnp.copy, state), batches[0]))
+    runs[name] = {"step": step, "state": state, "ms": []}
   for _ in range(args.repeats):
     for run in runs.values():
-      params, opt_state = run["params"], run["opt_state"]
+      state = run["state"]
       start = time.perf_counter()
       for batch in batches:
-        params, opt_state, loss = run["step"](params, opt_state, *batch)
-      jax.block_until_ready(loss)
+        state, metrics = run["step"](state, batch)
+      jax.block_until_ready(metrics["loss"])
       run["ms"].append((time.perf_counter() - start) / len(batches) * 1e3)
-      run["params"], run["opt_state"] = params, opt_state
+      run["state"] = state
   base = runs["batched (before)"]
-  base_ms, base_digest = statistics.median(base["ms"]), _digest(base["params"])
-  print(f"Pre-training step ({cfg.batch_size} x {cfg.seq_len} tokens, "
+  base_ms, base_digest = statistics.median(base["ms"]), _digest(base["state"].params)
+  print(f"Pre-training step ({cfg.train.batch_size} x {cfg.train.seq_len} tokens, "
         f"{args.repeats} x {args.steps} steps each):")
   for name, run in runs.items():
     ms = statistics.median(run["ms"])
-    same = "yes" if _digest(run["params"]) == base_digest else "no"
+    same = "yes" if _digest(run["state"].params) == base_digest else "no"
     print(f"  {name:28s} {ms:7.1f} ms/step  {base_ms / ms:5.2f}x  bit-identical: {same}")
 
 

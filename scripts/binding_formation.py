@@ -26,6 +26,8 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
+from msr_jax.data.batch import packed_batch
+from msr_jax.train.state import init_state
 from msr_jax.data.tokenize import tokenize_record
 from msr_jax.model import Decoder, forward
 from msr_jax.runner.config import load_config_file
@@ -57,15 +59,14 @@ def main() -> None:
       tokenizer.build()
   config = pretrain.model_config(recipe, tok.get_vocab_size())
   graphdef, params = nnx.split(Decoder(config, rngs=nnx.Rngs(args.seed)), nnx.Param)
-  stage = ml_collections.ConfigDict({
-      "lr": args.lr, "warmup_steps": min(recipe.warmup_steps, args.steps // 4),
-      "steps": args.steps, "final_lr_fraction": recipe.final_lr_fraction})
-  tx = pretrain.optimizer(stage, recipe.clip_norm, recipe.weight_decay)
-  opt_state = tx.init(params)
-  step_fn = pretrain.make_train_step(graphdef, tx, document_mask=True)
+  optim_config = pretrain.stage_optim(recipe, {
+      "learning_rate": args.lr,
+      "warmup_steps": min(recipe.optim.warmup_steps, args.steps // 4)}, args.steps)
+  tx, step_fn = pretrain.make_step(graphdef, config, optim_config)
+  state = init_state(params, tx, seed=args.seed)
   logits_fn = jax.jit(lambda p, t: forward(graphdef, p, t)[0])
   adapter, pad = tokenizer.adapter(tok), tok.token_to_id(tokenizer.PAD)
-  seq_len = recipe.seq_len
+  seq_len = recipe.train.seq_len
   facts = tuple(int(x) for x in args.facts.split(","))
 
   if args.task in ("offset", "induction"):
@@ -108,7 +109,8 @@ def main() -> None:
                                       args.batch_size, seq_len, fixed_offset=False)
   for step in range(1, args.steps + 1):
     batch = next(opening) if step <= args.induction_steps else next(train)
-    params, opt_state, loss = step_fn(params, opt_state, *batch)
+    state, metrics = step_fn(state, packed_batch(*batch))
+    params, loss = state.params, metrics["loss"]
     if step % args.every == 0 or step == args.steps:
       print(f"step {step:5d} loss {float(loss):.3f} {score(params)} "
             f"({(time.time() - start) / 60:.1f} min)", flush=True)

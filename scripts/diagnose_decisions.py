@@ -7,7 +7,7 @@ Items are fresh pre-training decision episodes (R0) and told-rule episodes, draw
 their own seed (not the probe items), scored teacher-forced: "decision" is the share whose
 first answer token is the argmax, "exact" the share whose every answer token is. Beside
 R0 decisions and note recall it prints what a reader that binds no value to its clause
-scores (`msr_jax.eval.binding_free`), and recall on notes where only the subject decides.
+scores (`msr_jax.world.binding_free`), and recall on notes where only the subject decides.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from msr_jax.data.tokenize import tokenize_record
-from msr_jax.eval import binding_free, rule_comparison
+from msr_jax.world import binding_free, rule_comparison
 from msr_jax.model import forward
 from msr_jax.runner.townworld_arm import load_base
 from msr_jax.world import checkpoint, corpus, episodes, lexicon, policy, tokenizer

@@ -1,7 +1,7 @@
 """Does the comparison of a told rule's weather with the note's form? Continues training a
 checkpoint on a mixture (with optional opening phases, as a `configs/townworld.py` stage
 has) and prints, as it trains, probe scores and the rule comparison
-(`msr_jax.eval.rule_comparison`) on short and long notes.
+(`msr_jax.world.rule_comparison`) on short and long notes.
 
   python scripts/rule_comparison_formation.py [--checkpoint assets/townworld_base]
       [--mixture "dict(rule=1.0, rule_any_item=1.0, bio=0, ...)"]
@@ -26,11 +26,13 @@ import time
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
+from msr_jax.data.batch import packed_batch
+from msr_jax.train.state import init_state
 from msr_jax.data.tokenize import tokenize_record
-from msr_jax.eval import probes, probes_score, rule_comparison
+from msr_jax.eval import probes_score
+from msr_jax.world import probes, rule_comparison
 from msr_jax.model import forward
 from msr_jax.runner.config import load_config_file
 from msr_jax.runner.townworld_arm import load_base
@@ -66,18 +68,17 @@ def main() -> None:
             (p.split(":", 1) for p in args.phases.split(";") if p)]
   if sum(n for n, _ in phases) > args.steps:
     raise ValueError(f"--phases run {sum(n for n, _ in phases)} steps, past --steps {args.steps}")
-  stage = ml_collections.ConfigDict({"lr": args.lr, "warmup_steps": args.warmup_steps,
-                                     "steps": args.steps,
-                                     "final_lr_fraction": recipe.final_lr_fraction})
-  tx = pretrain.optimizer(stage, recipe.clip_norm, recipe.weight_decay)
-  opt_state = tx.init(params)
-  step_fn = pretrain.make_train_step(graphdef, tx, document_mask=True)
+  optim_config = pretrain.stage_optim(
+      recipe, {"learning_rate": args.lr, "warmup_steps": args.warmup_steps}, args.steps)
+  tx, step_fn = pretrain.make_step(graphdef, base.model_config, optim_config)
+  state = init_state(params, tx, seed=args.seed)
 
   def batches():
     for k, (n, over) in enumerate([*phases, (args.steps, {})]):
       stream = corpus.pack(corpus.records(base.world, args.seed + 100 * k,
                                           dataclasses.replace(mixture, **over)),
-                           base.adapter, recipe.batch_size, recipe.seq_len, base.pad_id)
+                           base.adapter, recipe.train.batch_size, recipe.train.seq_len,
+                           base.pad_id)
       for _ in range(n):
         yield next(stream)
 
@@ -104,7 +105,7 @@ def main() -> None:
 
   def report(p) -> str:
     logprob, exact = probes_score.score_items(graphdef, p, items, pad_id=base.pad_id)
-    summary = probes_score.summarize(items, logprob, exact)
+    summary = probes.summarize(items, logprob, exact)
     scores = " ".join(f"{k} {summary[k]['acc']:.3f}" for k in SHOWN)
     shares = " ".join(f"{name} {'f' if fires else 'w'} {rule_share(p, *data):.2f}"
                       for (name, fires), data in comparison.items())
@@ -113,7 +114,8 @@ def main() -> None:
   print(f"{mixture}\nphases {phases}\nstart {report(params)}", flush=True)
   start, data = time.time(), batches()
   for step in range(1, args.steps + 1):
-    params, opt_state, loss = step_fn(params, opt_state, *next(data))
+    state, metrics = step_fn(state, packed_batch(*next(data)))
+    params, loss = state.params, metrics["loss"]
     if step % args.every == 0 or step == args.steps:
       print(f"step {step:5d} loss {float(loss):.3f} {report(params)} "
             f"({(time.time() - start) / 60:.1f} min)", flush=True)

@@ -188,7 +188,7 @@ def _case(case, tmp_path, request):
                              else "model_config.json")
     if reader == "checkpoint":
       return lambda: msr_jax.load(folder), str(touched), touched
-    from msr_jax.eval import probes_card
+    from msr_jax.world import probes_card
     return lambda: probes_card.evaluate(str(folder), subset=True), str(touched), touched
   if reader == "gguf":
     from checkpoints import ckpt_fixtures as fx

@@ -22,7 +22,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
   from msr_jax import atomic
   from msr_jax.dream.consolidate import run_consolidation
-  from msr_jax.dream.setup import townworld_setup
+  from msr_jax.world.dream_domain import townworld_setup
   from msr_jax.memory import MemoryGraph
   from msr_jax.runner.config import load_config
 

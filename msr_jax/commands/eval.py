@@ -19,7 +19,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
   from msr_jax import atomic
-  from msr_jax.eval import probes_card
+  from msr_jax.world import probes_card
 
   result = probes_card.evaluate(args.checkpoint, subset=args.subset)
   result["checkpoint"] = os.path.abspath(args.checkpoint)

@@ -38,6 +38,6 @@ def run(args) -> int:
 
   stats = pretrain.run(cfg, out_dir, log=log, start_stage=args.start_stage)
   if not args.no_card:
-    from msr_jax.eval import probes_card
+    from msr_jax.world import probes_card
     probes_card.write_card(out_dir, cfg, stats, log=log)
   return 0

@@ -1,37 +1,28 @@
-"""Collisions: a walk of 2-3 memories becomes one new scenario that recombines their parts.
+"""Collisions: a walk of 2-3 memories becomes one new scenario that recombines them.
 
-Townworld. A decision situation has three parts, each taken whole from one memory:
-  person   the requester (and the request's phrasing, `template`)
-  context  the item's condition, the requester's relation and the distractor clauses
-  cell     the (item, weather) cell
-(`split_cell=True` splits the cell into `item` and `weather`, so that cells no memory
-held can appear.) Parts are dealt to the memories by a seeded shuffle of
-`arange(num_parts) % num_memories`, so every memory gives at least one part and, with
-three memories and three parts, each gives exactly one. Distractors that would contradict
-the new situation (a clause about its item or its requester) are dropped.
+The loop's part of it is generic: `collide_walks` takes each walk's first distinct nodes
+that hold memories the domain collides and asks the domain for the scenario
+(`DreamDomain.collide`; Townworld's deals the parts of a decision, person, context and
+cell, to the memories: `msr_jax.world.dream_domain`). `deal_parts` is the dealing, for
+any domain whose scenarios are made of parts.
 
 Real models. `blend_prompt` asks the model itself to write a new situation that blends
 the memories; the dream loop answers that situation like any other scenario.
 
-Novelty: a scenario is novel when its (person, item, weather, condition, relation) tuple
-is absent from the real training examples.
+Novelty: a scenario is novel when its situation key (the domain's) is absent from the
+real training records.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from msr_jax.data.records import Message, Record
-from msr_jax.dream import townworld
+from msr_jax.dream.domain import DreamDomain
 from msr_jax.memory.record_json import record_text
-from msr_jax.world import episodes, policy
-
-PARTS = ("person", "context", "cell")
-SPLIT_CELL_PARTS = ("person", "context", "item", "weather")
-
 
 @dataclasses.dataclass(frozen=True)
 class Scenario:
@@ -40,13 +31,14 @@ class Scenario:
   Attributes:
     id: unique within a run.
     messages: what the model answers, without the fast store (which generation adds).
-    situation: the Townworld situation, or None for a free-text scenario.
+    situation: the domain's structured form of it (Townworld: a `policy.Situation`), or
+      None for a free-text scenario.
     parents: memory-graph node ids of the memories it came from, in walk order.
     donors: part name -> index into `parents` of the memory that gave it.
   """
   id: str
   messages: tuple[Message, ...]
-  situation: policy.Situation | None = None
+  situation: Any = None
   parents: tuple[int, ...] = ()
   donors: dict = dataclasses.field(default_factory=dict, compare=False)
 
@@ -60,45 +52,6 @@ def deal_parts(num_memories: int, parts: Sequence[str], rng: np.random.Generator
   return {part: int(owner) for part, owner in zip(parts, owners)}
 
 
-def _compatible(distractor: str, item: str, requester: str) -> bool:
-  """False for a clause about the scenario's own item or requester (a contradiction)."""
-  words = distractor.split()
-  return not (distractor.startswith(f"the {item} is ") or words[0] == requester)
-
-
-def recombine(situations: Sequence[policy.Situation], donors: dict) -> policy.Situation:
-  """The situation built from `donors` (part -> index into `situations`)."""
-  person = situations[donors["person"]]
-  context = situations[donors["context"]]
-  if "cell" in donors:
-    item, weather = situations[donors["cell"]].cell
-  else:
-    item, weather = situations[donors["item"]].item, situations[donors["weather"]].weather
-  distractors = tuple(d for d in context.distractors
-                      if _compatible(d, item, person.requester))
-  return policy.Situation(weather=weather, item=item, condition=context.condition,
-                          requester=person.requester, relation=context.relation,
-                          template=person.template, distractors=distractors)
-
-
-def scenario_messages(situation: policy.Situation, rng: np.random.Generator) -> tuple:
-  """The user turn, rendered (clause order shuffled) exactly as the world renders it."""
-  record = episodes.decision(rng, situation, "scenario")
-  return tuple(m for m in record.messages if m.role == "user")
-
-
-def collide(memories: Sequence[Record], rng: np.random.Generator, uid: str,
-            parents: Sequence[int] = (), split_cell: bool = False) -> Scenario:
-  """One scenario from 2-3 Townworld decision memories (`NotADecisionError` otherwise)."""
-  if not 2 <= len(memories) <= 3:
-    raise ValueError(f"a collision takes 2 or 3 memories, got {len(memories)}")
-  situations = [townworld.parse_situation(m) for m in memories]
-  donors = deal_parts(len(memories), SPLIT_CELL_PARTS if split_cell else PARTS, rng)
-  situation = recombine(situations, donors)
-  return Scenario(id=uid, messages=scenario_messages(situation, rng), situation=situation,
-                  parents=tuple(parents), donors=donors)
-
-
 @dataclasses.dataclass
 class CollisionStats:
   walks: int = 0
@@ -107,17 +60,17 @@ class CollisionStats:
 
 
 def collide_walks(graph, walks: Iterable[Sequence[int]], rng: np.random.Generator,
-                  prefix: str, max_memories: int = 3,
+                  prefix: str, domain: DreamDomain, max_memories: int = 3,
                   split_cell: bool = False) -> tuple[list[Scenario], CollisionStats]:
   """A scenario per walk over a `MemoryGraph`: its first `max_memories` distinct nodes
-  that hold decision episodes (nodes holding anything else are passed over)."""
+  that hold memories the domain collides (nodes holding anything else are passed over)."""
   stats, scenarios = CollisionStats(), []
   for walk in walks:
     stats.walks += 1
     chosen = []
     for node_id in dict.fromkeys(walk):
       record = graph.node(node_id).record
-      if townworld.try_parse(record) is not None:
+      if domain.memory_entities(record) is not None:
         chosen.append((node_id, record))
       if len(chosen) == max_memories:
         break
@@ -125,25 +78,22 @@ def collide_walks(graph, walks: Iterable[Sequence[int]], rng: np.random.Generato
       stats.short_walks += 1
       continue
     ids, records = zip(*chosen)
-    scenarios.append(collide(records, rng, f"{prefix}-{len(scenarios)}", ids, split_cell))
+    scenarios.append(domain.collide(records, rng, f"{prefix}-{len(scenarios)}", ids,
+                                    split_cell))
   stats.scenarios = len(scenarios)
   return scenarios, stats
 
 
-def real_keys(records: Iterable[Record]) -> frozenset:
-  """Situation keys of the real decision records (others are ignored)."""
-  out = set()
-  for record in records:
-    situation = townworld.try_parse(record)
-    if situation is not None:
-      out.add(townworld.situation_key(situation))
-  return frozenset(out)
+def real_keys(records: Iterable[Record], domain: DreamDomain) -> frozenset:
+  """The domain's situation keys of the real records (records without one are ignored)."""
+  return frozenset(key for key in map(domain.record_key, records) if key is not None)
 
 
-def is_novel(scenario: Scenario, keys: frozenset) -> bool:
-  if scenario.situation is None:
-    raise ValueError(f"scenario {scenario.id!r}: novelty needs a Townworld situation")
-  return townworld.situation_key(scenario.situation) not in keys
+def is_novel(scenario: Scenario, keys: frozenset, domain: DreamDomain) -> bool:
+  key = domain.scenario_key(scenario)
+  if key is None:
+    raise ValueError(f"scenario {scenario.id!r}: novelty needs a situation key")
+  return key not in keys
 
 
 BLEND_INSTRUCTIONS = (
@@ -174,10 +124,3 @@ def free_text_scenario(text: str, uid: str, parents: Sequence[int] = ()) -> Scen
   if not text:
     raise ValueError(f"scenario {uid!r}: empty text")
   return Scenario(id=uid, messages=(Message("user", text),), parents=tuple(parents))
-
-
-def render_rule_note(rule: policy.Rule) -> tuple[Message, ...]:
-  """Townworld's fast store for a behaviour: its rule note as the system message, exactly
-  as `episodes.decision(..., told_rule=rule)` renders a told rule."""
-  return (Message("system", rule.text()),)
-

@@ -1,12 +1,14 @@
 """Consolidation: cycles of walk -> dream -> judge -> train, logged per cycle.
 
-`run_consolidation(config, base_params, setup)` runs `config.dream.cycles` cycles on
-Townworld and returns one dict per cycle (entry 0 is the base model's probes). A cycle:
+`run_consolidation(config, base_params, setup)` runs `config.dream.cycles` cycles in the
+setup's domain (`dream/domain.py`; Townworld's is `msr_jax.world.dream_domain`) and
+returns one dict per cycle (entry 0 is the base model's probes). A cycle:
 
 1. walk    `sample_walks` over the memory graph (real decision episodes, optionally more
            experiences), seeded by (seed, cycle);
 2. dream   a collision per walk (`collide.collide_walks`), answered by the current model
-           with the fast store (R1's rule note) in context at the adaptive temperature;
+           with the domain's fast store (Townworld: R1's rule note) in context at the
+           adaptive temperature;
 3. judge   every judge in `config.dream.judges` scores every answer; the one named
            `config.dream.judge` is the training signal; the temperature follows its
            failure rate;
@@ -41,11 +43,10 @@ import numpy as np
 from msr_jax import atomic
 from msr_jax.data.jsonl import write_records
 from msr_jax.data.records import Record
-from msr_jax.dream import collide, cycle_metrics, filter as dream_filter, judges, probing
-from msr_jax.dream import townworld, training
+from msr_jax.dream import collide, cycle_metrics, filter as dream_filter, judges, training
+from msr_jax.dream.domain import DreamDomain
 from msr_jax.dream.generate import AdaptiveTemperature, answer_scenarios
 from msr_jax.memory import Experience, MemoryGraph, consolidate as memory_consolidate
-from msr_jax.world.world import World
 
 LOG_FILE = "dream_cycles.jsonl"
 # What the trainer's guard measures a cycle's drops from: "base" also from the base
@@ -57,7 +58,7 @@ GUARD_ANCHORS = ("base", "cycle")
 @dataclasses.dataclass
 class DreamSetup:
   """What a run needs besides the config and the starting parameters."""
-  world: World
+  domain: DreamDomain                    # the world the loop dreams in (dream/domain.py)
   graphdef: object
   model_config: object
   adapter: object                        # data.TokenizerAdapter (the plain template)
@@ -68,27 +69,28 @@ class DreamSetup:
   real_records: list[Record]
 
 
-def fill_memory(graph: MemoryGraph, records: Sequence[Record]) -> int:
-  """Consolidates decision records into an empty graph (entities: requester, item)."""
-  experiences = [Experience(r, townworld.entities(townworld.parse_situation(r)), step=i)
-                 for i, r in enumerate(records)]
+def fill_memory(graph: MemoryGraph, records: Sequence[Record], domain: DreamDomain) -> int:
+  """Consolidates the domain's memories among `records` into an empty graph, with the
+  domain's entities (a record that is no memory is an error naming it)."""
+  experiences = []
+  for i, record in enumerate(records):
+    entities = domain.memory_entities(record)
+    if entities is None:
+      raise ValueError(f"record {record.id!r}: not a memory of the dream domain")
+    experiences.append(Experience(record, entities, step=i))
   return len(memory_consolidate(graph, experiences))
 
 
 def make_judges(names: Sequence[str], setup: DreamSetup, params, fast_store,
                 self_threshold: float) -> dict:
+  """The generic self-consistency judge ("self") and the domain's judges by name."""
   out = {}
   for name in names:
-    if name == "format":
-      out[name] = judges.FormatJudge()
-    elif name == "oracle":
-      out[name] = judges.OracleJudge(setup.world.r1)
-    elif name == "self":
+    if name == "self":
       out[name] = judges.SelfConsistencyJudge(setup.graphdef, params, setup.adapter,
                                               fast_store, self_threshold, setup.pad_id)
     else:
-      raise ValueError(f"config.dream.judges: unknown judge {name!r} for Townworld "
-                       "(format, self, oracle; the LLM judge needs a yes/no vocabulary)")
+      out[name] = setup.domain.judge(name)
   return out
 
 
@@ -123,6 +125,12 @@ class RetentionProbe:
     return retention(self.summary(params))
 
 
+def _cell(domain: DreamDomain, scenario) -> dict:
+  """{"cell": [...]}: the scenario's coverage cell, where it has one."""
+  cell = domain.coverage_key(scenario)
+  return {} if cell is None else {"cell": list(cell)}
+
+
 def dream_cycle(config, setup: DreamSetup, params, cycle: int, temperature: float,
                 real_keys: frozenset, key) -> tuple[list[Record], dict]:
   """Steps 1-4 of a cycle: (dream records to train on, the cycle's dream statistics)."""
@@ -130,15 +138,16 @@ def dream_cycle(config, setup: DreamSetup, params, cycle: int, temperature: floa
   rng = np.random.default_rng([int(config.seed), cycle])
   walks = setup.graph.sample_walks(int(d.walks_per_cycle), int(d.walk_length), seed=rng,
                                    restart_prob=float(d.restart_prob))
-  scenarios, cstats = collide.collide_walks(setup.graph, walks, rng, f"c{cycle}",
+  domain = setup.domain
+  scenarios, cstats = collide.collide_walks(setup.graph, walks, rng, f"c{cycle}", domain,
                                             split_cell=bool(d.split_cell))
-  fast_store = collide.render_rule_note(setup.world.r1)
-  oracle = judges.OracleJudge(setup.world.r1)
+  fast_store = domain.fast_store()
+  oracle = domain.reference()
   stats = {"walks": cstats.walks, "short_walks": cstats.short_walks,
            "scenarios": len(scenarios), "temperature": temperature,
-           "novelty": cycle_metrics.novelty(scenarios, real_keys),
+           "novelty": cycle_metrics.novelty(scenarios, real_keys, domain),
            "n2_cells_scenarios": cycle_metrics.n2_cells(
-               (s.situation.cell for s in scenarios), setup.world.n2_cells)}
+               map(domain.coverage_key, scenarios), domain.held_out_cells)}
   if not scenarios or d.mode == "none":
     return [], stats
   responses = answer_scenarios(
@@ -155,8 +164,9 @@ def dream_cycle(config, setup: DreamSetup, params, cycle: int, temperature: floa
   signal = [v.score for v in verdicts[d.judge]]
   # Scores are the model's answer's; `oracle_answer` checks the record's own answer
   # (in oracle mode the record holds the oracle's answer, not the model's).
-  meta = [{"judges": {n: verdicts[n][i].score for n in names}, "novel":
-           collide.is_novel(s, real_keys), "oracle_answer": oracle.expected(s)}
+  meta = [{**_cell(domain, s), "judges": {n: verdicts[n][i].score for n in names},
+           "novel": collide.is_novel(s, real_keys, domain),
+           "oracle_answer": oracle.expected(s)}
           for i, s in enumerate(scenarios)]
   records = dream_filter.dream_records(
       d.mode, scenarios, [r.text for r in responses], scores=signal,
@@ -174,7 +184,7 @@ def dream_cycle(config, setup: DreamSetup, params, cycle: int, temperature: floa
                                        for r in records])) if records else None,
       "novelty_dreams": float(np.mean([m["novel"] for m in kept])) if kept else None,
       "n2_cells_dreams": cycle_metrics.n2_cells((m["cell"] for m in kept),
-                                                setup.world.n2_cells),
+                                                domain.held_out_cells),
       "examples": [{"scenario": s.messages[-1].content, "answer": r.text,
                     "judges": {n: verdicts[n][i].reasons[0] for n in names}}
                    for i, (s, r) in enumerate(zip(scenarios[:2], responses[:2]))],
@@ -205,14 +215,16 @@ def run_consolidation(config, base_params, setup: DreamSetup, run_dir: str | Non
   if anchor_mode not in GUARD_ANCHORS:
     raise ValueError(f"config.dream.guard_anchor: unknown {anchor_mode!r}, expected one of "
                      f"{GUARD_ANCHORS}")
+  domain = setup.domain
   if setup.graph.num_nodes() == 0:
-    fill_memory(setup.graph, setup.real_records)
-  real_keys = collide.real_keys(setup.real_records)
+    fill_memory(setup.graph, setup.real_records, domain)
+  real_keys = collide.real_keys(setup.real_records, domain)
   real_examples = training.examples(setup.real_records, setup.adapter,
-                                    config.trainer)[training.REAL]
-  items = probing.build_items(setup.world, int(config.probes.seed), setup.adapter,
-                              dict(config.probes.sizes))
-  probe = RetentionProbe(lambda p: probing.score(setup.graphdef, p, items, setup.pad_id))
+                                    config.trainer)[domain.real_source]
+  items = domain.probe_items(int(config.probes.seed), setup.adapter,
+                             dict(config.probes.sizes))
+  probe = RetentionProbe(lambda p: domain.score_probes(setup.graphdef, p, items,
+                                                       setup.pad_id))
   temperature = AdaptiveTemperature(**dict(d.temperature))
   params = _copy(base_params)
   entries = [{"cycle": 0, "probes": probe.summary(params),
@@ -241,7 +253,7 @@ def run_consolidation(config, base_params, setup: DreamSetup, run_dir: str | Non
     stats["probes"] = probe.summary(params)
     stats.update(cycle=cycle, mode=d.mode, next_temperature=temperature.temperature,
                  n2_cells_covered=[list(c) for c in sorted(covered)],
-                 n2_coverage=len(covered) / max(len(setup.world.n2_cells), 1))
+                 n2_coverage=len(covered) / max(len(domain.held_out_cells), 1))
     entries.append(stats)
     _write_log(log_path, entries)
     log(_summary_line(stats))
@@ -256,12 +268,11 @@ def _fmt(x) -> str:
 
 
 def _summary_line(s: dict) -> str:
-  p = s["probes"]
+  """The cycle's dream statistics, then every probe of every group (the domain's)."""
+  probes = " | ".join(f"{group} " + " ".join(f"{name}={_fmt(value)}"
+                                            for name, value in scores.items())
+                      for group, scores in s["probes"].items() if scores)
   return (f"cycle {s['cycle']}: {s['scenarios']} scenarios T={s['temperature']:.2f} "
           f"accept={_fmt(s.get('acceptance'))} valid={_fmt(s.get('validity'))} "
           f"novel={_fmt(s.get('novelty'))} dreams={s.get('dreams', 0)} "
-          f"loss={_fmt(s['train']['loss_mean'])} fast={_fmt(p['fast'].get('r1_note'))} "
-          f"slow={_fmt(p['slow'].get('B_train'))} N2={_fmt(p['slow'].get('N2'))} "
-          f"K={_fmt(np.mean(list(p['knowledge'].values())) if p['knowledge'] else None)} "
-          f"C={_fmt(p['context'].get('C1_trained'))}")
-
+          f"loss={_fmt(s['train']['loss_mean'])} | {probes}")

@@ -50,9 +50,7 @@ def dream_record(scenario: Scenario, answer: str, *, fast_store: Sequence[Messag
   messages = kept + (Message("assistant", answer),)
   info = {"scenario": scenario.id, "parents": list(scenario.parents),
           "stripped_messages": len(context) - len(kept)}
-  if scenario.situation is not None:
-    info["cell"] = list(scenario.situation.cell)
-  info.update(meta or {})
+  info.update(meta or {})  # the caller's: judges' scores, the domain's coverage cell, ...
   return Record(id=f"dream-{scenario.id}", messages=messages, source=SOURCE, meta=info)
 
 

@@ -4,17 +4,10 @@ Every judge has one interface, `judge(scenario, response) -> Verdict(score, reas
 `score` in [0, 1] (higher is better) and `reasons` saying why, plus the batched
 `judge_batch(scenarios, responses)`. Each is reported separately by the dream loop:
 
-- `FormatJudge` (Townworld): the answer parses as `DECISION because EVIDENCE`, the
-  decision is one the world knows, the evidence is a clause copied verbatim from the note,
-  is about the requested item or the requester (not a distractor), and is consistent with
-  the world's base facts (lending needs a requester who is not a stranger and an item that
-  is not broken; refusing cites a broken item, a stranger or the weather; waiting cites the
-  weather). It does NOT know the rule being taught: "wait because the weather is stormy"
-  passes for a sunny kettle as well as for a stormy kite.
+- a domain's own judges (`DreamDomain.judge`: Townworld's format and oracle judges are in
+  `msr_jax.world.dream_judges`);
 - `SelfConsistencyJudge`: exp(mean log-probability) of the answer's tokens under the
   current model with the fast store in context (the geometric-mean token probability).
-- `OracleJudge`: 1 when the answer is the policy's answer under the rule (an upper bound;
-  it knows what the dreams are supposed to teach).
 - `LLMJudge` (real models): a rubric prompt to any loaded model; the score is the
   probability mass on "yes" tokens over "yes" + "no" at the answer position.
 """
@@ -22,7 +15,6 @@ Every judge has one interface, `judge(scenario, response) -> Verdict(score, reas
 from __future__ import annotations
 
 import functools
-import re
 from typing import NamedTuple, Protocol, Sequence
 
 import jax
@@ -31,15 +23,13 @@ import numpy as np
 
 from msr_jax.data.records import Message, Record
 from msr_jax.data.tokenize import TokenizerAdapter
-from msr_jax.dream import townworld
 from msr_jax.dream.collide import Scenario
 from msr_jax.dream.generate import Response, prompt_tokens, with_fast_store
-from msr_jax.eval.probes import ProbeItem
+from msr_jax.eval.probes_score import ProbeItem
 from msr_jax.eval.probes_score import score_items
 from msr_jax.memory.record_json import record_text
 from msr_jax.model import forward
 from msr_jax.sample.prompts import pad_prompts
-from msr_jax.world import lexicon, policy
 
 
 class Verdict(NamedTuple):
@@ -58,102 +48,27 @@ class Judge(Protocol):
     ...
 
 
-class _OneByOne:
+class OneByOne:
   """`judge_batch` for judges that score each answer on its own."""
 
   def judge_batch(self, scenarios, responses) -> list[Verdict]:
-    _same_length(scenarios, responses)
+    same_length(scenarios, responses)
     return [self.judge(s, r) for s, r in zip(scenarios, responses)]
 
 
-class _Batched:
+class Batched:
   """`judge` for judges whose work is batched."""
 
   def judge(self, scenario, response) -> Verdict:
     return self.judge_batch([scenario], [response])[0]
 
 
-def _same_length(scenarios, responses) -> None:
+def same_length(scenarios, responses) -> None:
   if len(scenarios) != len(responses):
     raise ValueError(f"{len(scenarios)} scenarios but {len(responses)} responses")
 
 
-def _situation(scenario: Scenario) -> policy.Situation:
-  if scenario.situation is not None:
-    return scenario.situation
-  return townworld.parse_situation(Record(scenario.id, scenario.messages))
-
-
-_ANSWER = re.compile(r"^(\S+) because (.+)$")
-_WEATHER, _CONDITION, _RELATION = (policy.WEATHER_PATTERN, policy.CONDITION_PATTERN,
-                                   policy.RELATION_PATTERN)
-
-
-def format_problems(situation: policy.Situation, clauses: Sequence[str],
-                    answer: str) -> list[str]:
-  """Why `answer` is malformed or inconsistent with the note (empty: it is fine)."""
-  match = _ANSWER.match(answer)
-  if match is None:
-    return [f"format: {answer!r} is not 'DECISION because EVIDENCE'"]
-  decision, evidence = match[1], match[2]
-  problems = []
-  if decision not in lexicon.DECISIONS:
-    problems.append(f"decision: {decision!r} is not one of {lexicon.DECISIONS}")
-  if evidence not in clauses:
-    return problems + [f"evidence: {evidence!r} is not a clause of the note"]
-  s = situation
-  weather = _WEATHER.match(evidence)
-  # "the weather is W" has the shape of a condition clause too; it is only the weather.
-  condition = None if weather else _CONDITION.match(evidence)
-  relation = _RELATION.match(evidence)
-  if condition and condition[1] != s.item:
-    return problems + [f"evidence: about the {condition[1]}, not the requested {s.item}"]
-  if relation and relation[1] != s.requester:
-    return problems + [f"evidence: about {relation[1]}, not the requester {s.requester}"]
-  if decision == "lend":
-    if not relation or relation[2] == "stranger":
-      problems.append("consistency: lending needs the requester's relation as evidence, "
-                      "and not a stranger")
-    if s.condition == "broken":
-      problems.append(f"consistency: the note says the {s.item} is broken, yet it is lent")
-  elif decision == "refuse":
-    if (condition and condition[2] != "broken") or (relation and relation[2] != "stranger"):
-      problems.append(f"consistency: {evidence!r} is no reason to refuse")
-  elif decision == "wait" and not weather:
-    problems.append(f"consistency: waiting cites the weather, not {evidence!r}")
-  return problems
-
-
-class FormatJudge(_OneByOne):
-  """Consistency-and-format judge for Townworld (see module doc); rule-agnostic."""
-  name = "format"
-
-  def judge(self, scenario: Scenario, response: Response) -> Verdict:
-    situation = _situation(scenario)
-    split = townworld.split_note(townworld.user_message(Record(scenario.id,
-                                                                scenario.messages)))
-    problems = format_problems(situation, split[0], response.text)
-    return Verdict(0.0 if problems else 1.0, tuple(problems) or ("ok",))
-
-
-class OracleJudge(_OneByOne):
-  """1 when the answer is `policy.answer(situation, rule)` (knows the target rule)."""
-  name = "oracle"
-
-  def __init__(self, rule: policy.Rule):
-    self.rule = rule
-
-  def expected(self, scenario: Scenario) -> str:
-    return policy.answer_text(policy.answer(_situation(scenario), self.rule))
-
-  def judge(self, scenario: Scenario, response: Response) -> Verdict:
-    expected = self.expected(scenario)
-    if response.text == expected:
-      return Verdict(1.0, ("ok",))
-    return Verdict(0.0, (f"oracle: expected {expected!r}",))
-
-
-class SelfConsistencyJudge(_Batched):
+class SelfConsistencyJudge(Batched):
   """exp(mean log-prob) of the answer under the model, fast store in context."""
   name = "self"
 
@@ -163,7 +78,7 @@ class SelfConsistencyJudge(_Batched):
     self.fast_store, self.threshold, self.pad_id = tuple(fast_store), threshold, pad_id
 
   def judge_batch(self, scenarios, responses) -> list[Verdict]:
-    _same_length(scenarios, responses)
+    same_length(scenarios, responses)
     items, where = [], []
     for i, (scenario, response) in enumerate(zip(scenarios, responses)):
       if not response.text:
@@ -198,7 +113,7 @@ def _last_logits(graphdef, params, tokens_BxP, lengths_B):
   return jnp.take_along_axis(logits_BxPxV, (lengths_B - 1)[:, None, None], axis=1)[:, 0]
 
 
-class LLMJudge(_Batched):
+class LLMJudge(Batched):
   """P(yes) / (P(yes) + P(no)) of a model after a rubric prompt (real models)."""
   name = "llm"
 
@@ -219,7 +134,7 @@ class LLMJudge(_Batched):
                             "Is the answer correct? Reply yes or no."))
 
   def judge_batch(self, scenarios, responses) -> list[Verdict]:
-    _same_length(scenarios, responses)
+    same_length(scenarios, responses)
     prompts = [prompt_tokens(self.adapter, self.prompt(s, r))
                for s, r in zip(scenarios, responses)]
     vocab = int(self.params["embed"]["embedding"].shape[0])

@@ -3,7 +3,7 @@
 `config.trainer` is a full training config (configs/train.py's schema): optimizer, mode
 (context-frozen by default), batch size, quality guard, checkpoints. Each cycle calls
 `msr_jax.train.loop.train_loop` in-process with
-  - sources {"townworld": real examples, "dream": this cycle's dream examples},
+  - sources {the domain's real source: real examples, "dream": this cycle's dreams},
   - the cycle's mixture: "diverse" with weights (1 - dream_weight, dream_weight) when the
     cycle has dreams, "narrow" on the real source otherwise,
   - `train.steps` steps from the current parameters (the optimizer state starts afresh
@@ -29,11 +29,11 @@ from msr_jax.train import metrics_log
 from msr_jax.train.loop import train_loop
 from msr_jax.train.setup import examples_from_records
 
-REAL, DREAM = "townworld", "dream"
+DREAM = "dream"
 
 
 def cycle_config(trainer: ml_collections.ConfigDict, seed: int, has_dreams: bool,
-                 dream_weight: float) -> ml_collections.ConfigDict:
+                 dream_weight: float, real: str) -> ml_collections.ConfigDict:
   """A copy of `trainer` whose data section is the cycle's mixture (see module doc)."""
   config = copy.deepcopy(trainer)
   data = config.data
@@ -43,11 +43,11 @@ def cycle_config(trainer: ml_collections.ConfigDict, seed: int, has_dreams: bool
     raise ValueError(f"config.dream.dream_weight must be in [0, 1], got {w}")
   if has_dreams and 0 < w < 1:
     data.mixture = "diverse"
-    data.weights = ml_collections.ConfigDict({REAL: 1.0 - w, DREAM: w})
+    data.weights = ml_collections.ConfigDict({real: 1.0 - w, DREAM: w})
   elif has_dreams and w == 1:
     data.mixture, data.narrow_source = "narrow", DREAM
   else:
-    data.mixture, data.narrow_source = "narrow", REAL
+    data.mixture, data.narrow_source = "narrow", real
   return config
 
 
@@ -71,10 +71,11 @@ def train_cycle(trainer: ml_collections.ConfigDict, setup, params,
                 guard_anchor: float | None = None):
   """Runs one cycle's training; returns (new params, statistics). `guard_anchor`: the
   score the trainer's guard measures drops from besides its own best (`QualityGuard`)."""
-  sources = {REAL: list(real)}
+  real_source = setup.domain.real_source
+  sources = {real_source: list(real)}
   if dreams:
     sources[DREAM] = list(dreams)
-  config = cycle_config(trainer, seed, bool(dreams), dream_weight)
+  config = cycle_config(trainer, seed, bool(dreams), dream_weight, real_source)
   with config.unlocked():
     config.seed = int(seed)
     config.guard.anchor = None if guard_anchor is None else float(guard_anchor)
@@ -93,7 +94,7 @@ def train_cycle(trainer: ml_collections.ConfigDict, setup, params,
       "decision_tokens": float(sum(x["weight"] for x in steps)),
       "skipped": int(result.summary["num_skipped"]),
       "drift_all": steps[-1].get("drift/all") if steps else None,
-      "examples_real": int(counts.get(REAL, 0)), "examples_dream": int(counts.get(DREAM, 0)),
+      "examples_real": int(counts.get(real_source, 0)), "examples_dream": int(counts.get(DREAM, 0)),
       "guard": [{k: g.get(k) for k in ("step", "event", "score", "best_score", "anchor",
                                        "drop")} for g in guard],
       "rollbacks": int(result.summary["num_rollbacks"]),

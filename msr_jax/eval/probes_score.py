@@ -2,25 +2,35 @@
 
 Items are grouped into length buckets (multiples of `BUCKET`) and fixed-size batches, so a
 full evaluation compiles a handful of shapes. For each item the jitted function returns the
-answer span's summed log-probability, its token count and whether every answer token is
-the argmax (exact match). Summaries per probe: accuracy (exact match), mean log-probability
-and, for K4, cross-entropy per token; C2 adds the memorization ratio from its twins.
+answer span's summed log-probability and whether every answer token is the argmax (exact
+match). Generic: a domain builds the items and summarizes the scores (Townworld's probes
+and their summary are `msr_jax.world.probes`).
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from msr_jax.eval.probes import ProbeItem
 from msr_jax.model import forward
 
 BUCKET = 32
 BATCH_SIZE = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class ProbeItem:
+  """A token sequence and its answer span `tokens[start:end]`, scored teacher-forced."""
+  probe: str
+  tokens: np.ndarray  # int32[T]
+  start: int  # answer span tokens[start:end]; predicted from positions start-1 .. end-2
+  end: int
+  twin: int = -1  # an index of another item this one is compared with (-1: none)
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -61,41 +71,3 @@ def score_items(graphdef, params, items: list[ProbeItem], pad_id: int = 0,
       logprob[chunk] = lp_B[:len(chunk)]
       exact[chunk] = ex_B[:len(chunk)]
   return logprob, exact
-
-
-def summarize(items: list[ProbeItem], logprob: np.ndarray, exact: np.ndarray) -> dict:
-  """{probe: {"acc", "logprob", "n", ...}}, plus aggregates C1_trained, C1_long, N4."""
-  out: dict[str, dict] = {}
-  groups = collections.defaultdict(list)
-  for i, item in enumerate(items):
-    groups[item.probe].append(i)
-  for probe, idx in groups.items():
-    if probe == "C2_stored":
-      continue
-    entry = {"acc": float(exact[idx].mean()), "logprob": float(logprob[idx].mean()),
-             "n": len(idx)}
-    if probe == "K4":
-      num_tokens = sum(items[i].end - items[i].start for i in idx)
-      entry = {"ce": float(-logprob[idx].sum() / num_tokens), "n": len(idx)}
-    if probe == "C2":
-      p_note = np.exp(logprob[idx])
-      p_stored = np.exp(logprob[[items[i].twin for i in idx]])
-      entry["memorization_ratio"] = float(np.mean(p_stored / (p_stored + p_note)))
-    out[probe] = entry
-  return out
-
-
-def add_aggregates(summary: dict, trained_note_facts: tuple[int, int]) -> dict:
-  """Means over C1 lengths inside / beyond the trained range and over the N4 curve."""
-  low, high = trained_note_facts
-  c1 = {int(k.split("_")[1]): v["acc"] for k, v in summary.items() if k.startswith("C1_")}
-  trained = [a for k, a in c1.items() if low <= k <= high]
-  longer = [a for k, a in c1.items() if k > high]
-  n4 = [v["acc"] for k, v in summary.items() if k.startswith("N4_")]
-  if trained:
-    summary["C1_trained"] = {"acc": float(np.mean(trained))}
-  if longer:
-    summary["C1_long"] = {"acc": float(np.mean(longer))}
-  if n4:
-    summary["N4"] = {"acc": float(np.mean(n4))}
-  return summary

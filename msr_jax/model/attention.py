@@ -95,37 +95,43 @@ class Attention(nnx.Module):
     """
     c = self.config
     b, t, _ = x_BxTxD.shape
-    q = self.q_proj(x_BxTxD).reshape(b, t, c.num_heads, c.head_dim)
-    k = self.k_proj(x_BxTxD).reshape(b, t, c.num_kv_heads, c.head_dim)
-    v = self.v_proj(x_BxTxD).reshape(b, t, c.num_kv_heads, c.head_dim)
+    q_BxTxNxH = self.q_proj(x_BxTxD).reshape(b, t, c.num_heads, c.head_dim)
+    k_BxTxKxH = self.k_proj(x_BxTxD).reshape(b, t, c.num_kv_heads, c.head_dim)
+    v_BxTxKxH = self.v_proj(x_BxTxD).reshape(b, t, c.num_kv_heads, c.head_dim)
     if c.qk_norm:
-      q, k = self.q_norm(q), self.k_norm(k)
-    q = rope.rotate(q, *rope_tables)
-    k = rope.rotate(k, *rope_tables)
+      q_BxTxNxH, k_BxTxKxH = self.q_norm(q_BxTxNxH), self.k_norm(k_BxTxKxH)
+    q_BxTxNxH = rope.rotate(q_BxTxNxH, *rope_tables)
+    k_BxTxKxH = rope.rotate(k_BxTxKxH, *rope_tables)
     if cache_k_LxBxKxSxH is None:
-      keys, values = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)
+      keys_BxKxSxH = k_BxTxKxH.transpose(0, 2, 1, 3)
+      values_BxKxSxH = v_BxTxKxH.transpose(0, 2, 1, 3)
       mask_BxTxS = _causal(b, t, segment_ids_BxT)
     elif segment_ids_BxT is not None:
       raise ValueError("segment_ids_BxT (packed documents) is for a forward without a cache")
     elif not write_cache:
-      keys = cache_k_LxBxKxSxH[layer, :, :, :attend_slots]
-      values = cache_v_LxBxKxSxH[layer, :, :, :attend_slots]
+      keys_BxKxSxH = cache_k_LxBxKxSxH[layer, :, :, :attend_slots]
+      values_BxKxSxH = cache_v_LxBxKxSxH[layer, :, :, :attend_slots]
       cached_BxTxS = jnp.broadcast_to(
-          jnp.arange(keys.shape[2])[None, None, :] < lengths_B[:, None, None],
-          (b, t, keys.shape[2]))
-      out = attend(q, keys.astype(q.dtype), values.astype(q.dtype), cached_BxTxS,
-                   more=[(k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3), _causal(b, t))])
-      return (self.o_proj(out.reshape(b, t, c.num_heads * c.head_dim)), cache_k_LxBxKxSxH,
-              cache_v_LxBxKxSxH)
+          jnp.arange(keys_BxKxSxH.shape[2])[None, None, :] < lengths_B[:, None, None],
+          (b, t, keys_BxKxSxH.shape[2]))
+      new_block = (k_BxTxKxH.transpose(0, 2, 1, 3), v_BxTxKxH.transpose(0, 2, 1, 3),
+                   _causal(b, t))
+      out_BxTxNxH = attend(q_BxTxNxH, keys_BxKxSxH.astype(q_BxTxNxH.dtype),
+                           values_BxKxSxH.astype(q_BxTxNxH.dtype), cached_BxTxS,
+                           more=[new_block])
+      return (self.o_proj(out_BxTxNxH.reshape(b, t, c.num_heads * c.head_dim)),
+              cache_k_LxBxKxSxH, cache_v_LxBxKxSxH)
     else:
-      cache_k_LxBxKxSxH = write_stacked(cache_k_LxBxKxSxH, layer, k, lengths_B)
-      cache_v_LxBxKxSxH = write_stacked(cache_v_LxBxKxSxH, layer, v, lengths_B)
-      keys = cache_k_LxBxKxSxH[layer, :, :, :attend_slots]
-      values = cache_v_LxBxKxSxH[layer, :, :, :attend_slots]
+      cache_k_LxBxKxSxH = write_stacked(cache_k_LxBxKxSxH, layer, k_BxTxKxH, lengths_B)
+      cache_v_LxBxKxSxH = write_stacked(cache_v_LxBxKxSxH, layer, v_BxTxKxH, lengths_B)
+      keys_BxKxSxH = cache_k_LxBxKxSxH[layer, :, :, :attend_slots]
+      values_BxKxSxH = cache_v_LxBxKxSxH[layer, :, :, :attend_slots]
       query_slots_BxT = lengths_B[:, None] + jnp.arange(t)[None, :]
-      key_slots_S = jnp.arange(keys.shape[2])
+      key_slots_S = jnp.arange(keys_BxKxSxH.shape[2])
       mask_BxTxS = key_slots_S[None, None, :] <= query_slots_BxT[:, :, None]
-    out = attend(q, keys.astype(q.dtype), values.astype(q.dtype), mask_BxTxS)
-    if cache_k_LxBxKxSxH is not None:
-      keys, values = cache_k_LxBxKxSxH, cache_v_LxBxKxSxH
-    return self.o_proj(out.reshape(b, t, c.num_heads * c.head_dim)), keys, values
+    out_BxTxNxH = attend(q_BxTxNxH, keys_BxKxSxH.astype(q_BxTxNxH.dtype),
+                         values_BxKxSxH.astype(q_BxTxNxH.dtype), mask_BxTxS)
+    output_BxTxD = self.o_proj(out_BxTxNxH.reshape(b, t, c.num_heads * c.head_dim))
+    if cache_k_LxBxKxSxH is not None:  # the whole stacked cache, this layer's entries in
+      return output_BxTxD, cache_k_LxBxKxSxH, cache_v_LxBxKxSxH
+    return output_BxTxD, keys_BxKxSxH, values_BxKxSxH

@@ -20,20 +20,21 @@ import jax
 import ml_collections
 
 from msr_jax.data.records import Message
-from msr_jax.dream import collide, judges
-from msr_jax.dream import townworld as dream_world
+from msr_jax.dream import collide
 from msr_jax.dream.config import dream_defaults
 from msr_jax.dream.consolidate import DreamSetup, dream_cycle, fill_memory
 from msr_jax.dream.generate import answer_scenarios
 from msr_jax.memory import MemoryGraph
 from msr_jax.runner import arm_data
-from msr_jax.world import tokenizer
+from msr_jax.world import situations, tokenizer
+from msr_jax.world.dream_domain import TownworldDomain
+from msr_jax.world.dream_judges import FormatJudge
 
 
 def _setup(base, world, graph, real_records) -> DreamSetup:
   tok = tokenizer.build()
-  return DreamSetup(world=world, graphdef=base.graphdef, model_config=base.model_config,
-                    adapter=base.adapter, decode=lambda ids: tok.decode(ids),
+  return DreamSetup(domain=TownworldDomain(world), graphdef=base.graphdef,
+                    model_config=base.model_config, adapter=base.adapter, decode=lambda ids: tok.decode(ids),
                     pad_id=base.pad_id, eos_ids=(tok.token_to_id(tokenizer.EOT),),
                     graph=graph, real_records=list(real_records))
 
@@ -53,9 +54,9 @@ def dream_records(cfg, base, params, rule, stage: int, seed: int) -> list:
                                     int(cfg.data.behaviour_records))
   with tempfile.TemporaryDirectory(prefix="msr-dream-") as tmp:
     with MemoryGraph.open(f"{tmp}/memory.sqlite") as graph:
-      fill_memory(graph, real)
       setup = _setup(base, world, graph, real)
-      keys = collide.real_keys(real)
+      fill_memory(graph, real, setup.domain)
+      keys = collide.real_keys(real, setup.domain)
       records, _ = dream_cycle(_dream_config(cfg, seed), setup, params, stage, 0.7, keys,
                                jax.random.key(seed * 100 + stage))
   kept = [r for r in records if tuple(r.meta.get("cell", ())) not in world.n2_cells]
@@ -65,7 +66,7 @@ def dream_records(cfg, base, params, rule, stage: int, seed: int) -> list:
 
 def self_targets(base, params, records, rule, seed: int) -> list:
   tok = tokenizer.build()
-  scenarios = [collide.Scenario(r.id, r.messages[:-1], dream_world.parse_situation(r))
+  scenarios = [collide.Scenario(r.id, r.messages[:-1], situations.parse_situation(r))
                for r in records]
   fast_store = (Message("system", rule.text()),)
   responses = answer_scenarios(
@@ -73,7 +74,7 @@ def self_targets(base, params, records, rule, seed: int) -> list:
       fast_store=fast_store, temperature=0.0, key=jax.random.key(seed),
       eos_ids=(tok.token_to_id(tokenizer.EOT),), max_new_tokens=12, batch_size=64,
       pad_id=base.pad_id)
-  verdicts = judges.FormatJudge().judge_batch(scenarios, responses)
+  verdicts = FormatJudge().judge_batch(scenarios, responses)
   out = []
   for record, response, verdict in zip(records, responses, verdicts):
     if verdict.score >= 0.5 and response.text:

@@ -14,7 +14,6 @@ through `msr_jax.runner.arms` and change fields). Output (JSON):
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import functools
 import os
@@ -27,7 +26,8 @@ import numpy as np
 from flax import nnx
 
 from msr_jax.eval import metrics as cl_metrics
-from msr_jax.eval import probes, probes_score, similarity
+from msr_jax.eval import probes_score, similarity
+from msr_jax.world import probes
 from msr_jax.runner import arm_data
 from msr_jax.runner.config import set_dotted
 from msr_jax.train import config as train_config
@@ -54,7 +54,7 @@ class Base:
 def load_base(path: str) -> Base:
   """The base checkpoint at `path` (a relative path is from the current directory: the
   repository root, where `msr reproduce` runs)."""
-  from msr_jax.eval.probes_card import world_settings
+  from msr_jax.world.probes_card import world_settings
   settings = world_settings(path)
   model_config, graphdef, params = checkpoint.load(path)
   tok = tokenizer.load(os.path.join(path, checkpoint.TOKENIZER))

@@ -138,7 +138,7 @@ def sample_situation(rng: np.random.Generator, *, people, cells, templates,
   distractor clause states a value of the other decision class than the situation's own
   clause of its kind (the other condition; a stranger beside a friend or neighbour, and
   the reverse), so the note's values alone no longer decide: only the clauses of the
-  requester and the item do (the binding R0 decisions get wrong; `msr_jax.eval.binding_free`).
+  requester and the item do (the binding R0 decisions get wrong; `msr_jax.world.binding_free`).
   """
   item, weather = cells[int(rng.integers(len(cells)))]
   requester = people[int(rng.integers(len(people)))]

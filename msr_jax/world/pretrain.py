@@ -30,7 +30,7 @@ from msr_jax.train.loop import train_loop
 from msr_jax.world import binding_tasks, checkpoint, corpus, tokenizer
 from msr_jax.world.world import World
 
-WORLD_FILE = "townworld.json"  # read back by msr_jax.eval.probes_card
+WORLD_FILE = "townworld.json"  # read back by msr_jax.world.probes_card
 STATS_FILE = "train_stats.json"
 RUNS = "runs"  # out/runs/stageN: each stage's training run folder
 

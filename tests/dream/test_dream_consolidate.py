@@ -75,7 +75,7 @@ def test_in_process_real_only_arm_keeps_the_base_parameters(tmp_path):
   import jax
   import numpy as np
   from msr_jax.dream.consolidate import run_consolidation
-  from msr_jax.dream.setup import townworld_setup
+  from msr_jax.world.dream_domain import townworld_setup
   from msr_jax.memory import MemoryGraph
   from msr_jax.runner.config import load_config
 

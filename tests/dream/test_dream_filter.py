@@ -7,19 +7,19 @@ import pytest
 
 from msr_jax.data.records import Message
 from msr_jax.data.tokenize import tokenize_record
-from msr_jax.dream import collide, filter as dream_filter
-from msr_jax.world import policy, tokenizer
+from msr_jax.dream import filter as dream_filter
+from msr_jax.world import dream_domain, policy, tokenizer
 
 
 @pytest.fixture
 def scenarios(real_records):
   rng = np.random.default_rng(0)
-  return [collide.collide(real_records[i:i + 3], rng, f"s{i}", parents=(i, i + 1, i + 2))
+  return [dream_domain.collide(real_records[i:i + 3], rng, f"s{i}", parents=(i, i + 1, i + 2))
           for i in range(6)]
 
 
 def test_dream_record_strips_the_rule_note(world, tok, scenarios):
-  fast = collide.render_rule_note(world.r1)
+  fast = dream_domain.render_rule_note(world.r1)
   record = dream_filter.dream_record(scenarios[0], "wait because the weather is stormy",
                                      fast_store=fast, meta={"score": 1.0})
   assert record.source == "dream"
@@ -49,7 +49,7 @@ def test_select_threshold_and_top_fraction():
 
 
 def test_modes(world, scenarios):
-  fast = collide.render_rule_note(world.r1)
+  fast = dream_domain.render_rule_note(world.r1)
   answers = ["wait because the weather is stormy", "", "x", "y", "z", "w"]
   scores = [1.0, 1.0, 0.0, 1.0, 0.0, 0.0]
   filtered = dream_filter.dream_records("filtered", scenarios, answers, scores=scores,

@@ -8,10 +8,9 @@ import jax
 import numpy as np
 import pytest
 
-from msr_jax.dream import collide
 from msr_jax.dream.generate import (AdaptiveTemperature, answer_scenarios, blend_scenarios,
                                     prompt_tokens)
-from msr_jax.world import tokenizer
+from msr_jax.world import dream_domain, tokenizer
 
 
 def test_temperature_moves_the_right_way():
@@ -45,7 +44,7 @@ def test_temperature_is_bounded_and_validated():
 
 def test_prompt_is_the_training_context(world, tok, real_records):
   adapter = tokenizer.adapter(tok)
-  fast = collide.render_rule_note(world.r1)
+  fast = dream_domain.render_rule_note(world.r1)
   record = real_records[0]
   prompt = prompt_tokens(adapter, fast + record.messages[:1])
   assert prompt[-1] == tok.token_to_id("<assistant>")
@@ -58,9 +57,9 @@ def test_answers_are_batched_seeded_and_decoded(world, tok, tiny_model, real_rec
   _, graphdef, params = tiny_model
   adapter = tokenizer.adapter(tok)
   rng = np.random.default_rng(0)
-  scenarios = [collide.collide(real_records[i:i + 3], rng, f"s{i}") for i in range(5)]
+  scenarios = [dream_domain.collide(real_records[i:i + 3], rng, f"s{i}") for i in range(5)]
   kwargs = dict(adapter=adapter, decode=lambda ids: tok.decode(ids, skip_special_tokens=True),
-                fast_store=collide.render_rule_note(world.r1), eos_ids=[4], max_new_tokens=6,
+                fast_store=dream_domain.render_rule_note(world.r1), eos_ids=[4], max_new_tokens=6,
                 pad_id=0)
   a = answer_scenarios(graphdef, params, scenarios, temperature=0.9, key=jax.random.key(1),
                        batch_size=2, **kwargs)

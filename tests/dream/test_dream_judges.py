@@ -6,7 +6,8 @@ import jax
 import numpy as np
 import pytest
 
-from msr_jax.dream import collide, judges, townworld
+from msr_jax.dream import collide, judges
+from msr_jax.world import dream_domain, dream_judges, situations
 from msr_jax.dream.generate import Response, prompt_tokens
 from msr_jax.model import forward
 from msr_jax.world import policy, tokenizer
@@ -19,7 +20,7 @@ def _response(text: str) -> Response:
 def _scenario(weather="sunny", item="kite", condition="fine", relation="friend",
               distractors=("the lamp is broken", "Zuzi is a stranger")) -> collide.Scenario:
   s = policy.Situation(weather, item, condition, "Bobo", relation, 0, tuple(distractors))
-  return collide.Scenario("s", collide.scenario_messages(s, np.random.default_rng(0)), s)
+  return collide.Scenario("s", dream_domain.scenario_messages(s, np.random.default_rng(0)), s)
 
 
 @pytest.mark.parametrize("kwargs, answer", [
@@ -32,7 +33,7 @@ def _scenario(weather="sunny", item="kite", condition="fine", relation="friend",
     ({"weather": "stormy"}, "refuse because the weather is stormy"),
 ])
 def test_format_judge_accepts_valid_answers(kwargs, answer):
-  verdict = judges.FormatJudge().judge(_scenario(**kwargs), _response(answer))
+  verdict = dream_judges.FormatJudge().judge(_scenario(**kwargs), _response(answer))
   assert verdict == judges.Verdict(1.0, ("ok",))
 
 
@@ -51,7 +52,7 @@ def test_format_judge_accepts_valid_answers(kwargs, answer):
     ({}, "wait because Bobo is a friend", "waiting cites the weather"),
 ])
 def test_format_judge_rejects_malformed_and_inconsistent(kwargs, answer, why):
-  verdict = judges.FormatJudge().judge(_scenario(**kwargs), _response(answer))
+  verdict = dream_judges.FormatJudge().judge(_scenario(**kwargs), _response(answer))
   assert verdict.score == 0.0
   assert any(why in r for r in verdict.reasons), verdict.reasons
 
@@ -59,13 +60,13 @@ def test_format_judge_rejects_malformed_and_inconsistent(kwargs, answer, why):
 def test_format_judge_reads_free_text_townworld_scenarios():
   sc = _scenario()
   bare = collide.Scenario("b", sc.messages)  # No situation attached: parsed from the note.
-  assert judges.FormatJudge().judge(bare, _response("lend because Bobo is a friend")).score == 1
+  assert dream_judges.FormatJudge().judge(bare, _response("lend because Bobo is a friend")).score == 1
 
 
 def test_oracle_judge_agrees_with_the_policy(world, real_records):
-  judge = judges.OracleJudge(world.r1)
+  judge = dream_judges.OracleJudge(world.r1)
   rng = np.random.default_rng(0)
-  scenarios = [collide.collide(real_records[i:i + 3], rng, f"s{i}") for i in range(30)]
+  scenarios = [dream_domain.collide(real_records[i:i + 3], rng, f"s{i}") for i in range(30)]
   expected = [policy.answer_text(policy.answer(s.situation, world.r1)) for s in scenarios]
   r0 = [policy.answer_text(policy.r0_answer(s.situation)) for s in scenarios]
   good = judge.judge_batch(scenarios, [_response(e) for e in expected])
@@ -74,14 +75,14 @@ def test_oracle_judge_agrees_with_the_policy(world, real_records):
   for v, e, a in zip(bad, expected, r0):
     assert v.score == float(e == a)
   for record in real_records:  # The training data's own answers are the oracle's.
-    sc = collide.Scenario(record.id, record.messages[:1], townworld.parse_situation(record))
+    sc = collide.Scenario(record.id, record.messages[:1], situations.parse_situation(record))
     assert judge.judge(sc, _response(record.messages[-1].content)).score == 1.0
 
 
 def test_self_consistency_matches_teacher_forced_logprob(tok, tiny_model, world):
   _, graphdef, params = tiny_model
   adapter = tokenizer.adapter(tok)
-  fast = collide.render_rule_note(world.r1)
+  fast = dream_domain.render_rule_note(world.r1)
   judge = judges.SelfConsistencyJudge(graphdef, params, adapter, fast, threshold=0.0)
   sc = _scenario()
   answer = "lend because Bobo is a friend"

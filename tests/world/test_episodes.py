@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from msr_jax.data.records import Message, Record
-from msr_jax.dream.townworld import parse_situation
-from msr_jax.eval import binding_free
+from msr_jax.world.situations import parse_situation
+from msr_jax.world import binding_free
 from msr_jax.world import behaviour, corpus, episodes, lexicon, policy
 from msr_jax.world.world import World
 

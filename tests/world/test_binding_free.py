@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from msr_jax.data.records import Message, Record
-from msr_jax.eval import binding_free
+from msr_jax.world import binding_free
 from msr_jax.world import episodes, policy
 from msr_jax.world.world import World
 

@@ -16,12 +16,14 @@ log-probability). Probes (see METRICS.md, "Townworld probes"):
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 
 import numpy as np
 
 from msr_jax.data.records import Message, Record
 from msr_jax.data.tokenize import tokenize_record
+from msr_jax.eval.probes_score import ProbeItem
 from msr_jax.world import behaviour, corpus, episodes, lexicon
 from msr_jax.world import templates as T
 from msr_jax.world.world import World
@@ -32,13 +34,6 @@ DEFAULT_SIZES = {"K1": 300, "K2": 300, "qa_trained": 150, "K4": 120, "C1": 60, "
                  "behaviour": 150, "N4": 100}
 
 
-@dataclasses.dataclass(frozen=True)
-class ProbeItem:
-  probe: str
-  tokens: np.ndarray  # int32[T]
-  start: int  # answer span tokens[start:end]; predicted from positions start-1 .. end-2
-  end: int
-  twin: int = -1  # C2: index of the item scoring the stored value instead
 
 
 def _span_item(probe: str, record: Record, adapter) -> ProbeItem:
@@ -122,3 +117,43 @@ def build(world: World, seed: int, adapter, sizes: dict | None = None) -> list[P
       record = behaviour.episode(world, r, "n4", "n4", num_distractors=k)
       items.append(_span_item(f"N4_{k}", record, adapter))
   return items
+
+
+# The summary of scored items: per probe, and Townworld's aggregates.
+
+def summarize(items: list[ProbeItem], logprob: np.ndarray, exact: np.ndarray) -> dict:
+  """{probe: {"acc", "logprob", "n", ...}}, plus aggregates C1_trained, C1_long, N4."""
+  out: dict[str, dict] = {}
+  groups = collections.defaultdict(list)
+  for i, item in enumerate(items):
+    groups[item.probe].append(i)
+  for probe, idx in groups.items():
+    if probe == "C2_stored":
+      continue
+    entry = {"acc": float(exact[idx].mean()), "logprob": float(logprob[idx].mean()),
+             "n": len(idx)}
+    if probe == "K4":
+      num_tokens = sum(items[i].end - items[i].start for i in idx)
+      entry = {"ce": float(-logprob[idx].sum() / num_tokens), "n": len(idx)}
+    if probe == "C2":
+      p_note = np.exp(logprob[idx])
+      p_stored = np.exp(logprob[[items[i].twin for i in idx]])
+      entry["memorization_ratio"] = float(np.mean(p_stored / (p_stored + p_note)))
+    out[probe] = entry
+  return out
+
+
+def add_aggregates(summary: dict, trained_note_facts: tuple[int, int]) -> dict:
+  """Means over C1 lengths inside / beyond the trained range and over the N4 curve."""
+  low, high = trained_note_facts
+  c1 = {int(k.split("_")[1]): v["acc"] for k, v in summary.items() if k.startswith("C1_")}
+  trained = [a for k, a in c1.items() if low <= k <= high]
+  longer = [a for k, a in c1.items() if k > high]
+  n4 = [v["acc"] for k, v in summary.items() if k.startswith("N4_")]
+  if trained:
+    summary["C1_trained"] = {"acc": float(np.mean(trained))}
+  if longer:
+    summary["C1_long"] = {"acc": float(np.mean(longer))}
+  if n4:
+    summary["N4"] = {"acc": float(np.mean(n4))}
+  return summary

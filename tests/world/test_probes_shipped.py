@@ -7,7 +7,7 @@ import pathlib
 
 import pytest
 
-from msr_jax.eval import probes_card
+from msr_jax.world import probes_card
 
 ASSET = pathlib.Path(__file__).resolve().parents[2] / "assets" / "townworld_base"
 

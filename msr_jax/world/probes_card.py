@@ -15,7 +15,8 @@ from typing import Callable
 
 from msr_jax import atomic
 from msr_jax.checkpoints.errors import CheckpointError
-from msr_jax.eval import probes, probes_score
+from msr_jax.eval import probes_score
+from msr_jax.world import probes
 from msr_jax.world import checkpoint, corpus, tokenizer
 from msr_jax.world.pretrain import WORLD_FILE
 from msr_jax.world.world import World
@@ -50,8 +51,8 @@ def evaluate(directory: str, subset: bool = False) -> dict:
                        SUBSET_SIZES if subset else None)
   logprob, exact = probes_score.score_items(graphdef, params, items,
                                             pad_id=tok.token_to_id(tokenizer.PAD))
-  summary = probes_score.summarize(items, logprob, exact)
-  summary = probes_score.add_aggregates(summary, tuple(settings["note_facts"]))
+  summary = probes.summarize(items, logprob, exact)
+  summary = probes.add_aggregates(summary, tuple(settings["note_facts"]))
   return {"probes": summary, "items": len(items), "wall_s": time.time() - start,
           "subset": subset}
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from msr_jax.eval import probes, probes_score
+from msr_jax.eval import probes_score
+from msr_jax.world import probes
 from msr_jax.model import Decoder, ModelConfig, forward
 from msr_jax.world import tokenizer
 from msr_jax.world.world import World
@@ -86,7 +87,7 @@ def test_summary_memorization_ratio_and_cross_entropy():
   items = [probes.ProbeItem("C2", t, 3, 4, twin=1), probes.ProbeItem("C2_stored", t, 3, 4),
            probes.ProbeItem("K4", t, 2, 6)]
   logprob = np.log([0.6, 0.2, 0.5])
-  summary = probes_score.summarize(items, logprob, np.array([True, False, False]))
+  summary = probes.summarize(items, logprob, np.array([True, False, False]))
   assert summary["C2"]["acc"] == 1.0
   assert summary["C2"]["memorization_ratio"] == pytest.approx(0.2 / 0.8)
   assert summary["K4"]["ce"] == pytest.approx(-np.log(0.5) / 4)

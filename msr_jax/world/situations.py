@@ -1,4 +1,4 @@
-"""Townworld glue for the dream loop: situations read back from decision records.
+"""Townworld situations read back from decision records (memories, scenarios, judges).
 
 A Townworld decision record's note is the situation's clauses, shuffled, and its request
 one of `templates.REQUEST`:
