@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -49,3 +50,9 @@ def random_batch(seed: int, batch_size: int = 2, context: int = 8, decision: int
 @pytest.fixture
 def model():
   return tiny_model()
+
+
+def assert_trees_close(a, b, rtol: float, atol: float = 1e-6) -> None:
+  """Every leaf of `a` close to the leaf of `b` (the tolerance is the caller's)."""
+  jax.tree_util.tree_map(lambda x, y: np.testing.assert_allclose(x, y, rtol=rtol, atol=atol),
+                         a, b)
