@@ -2,7 +2,8 @@
 
 Gradient accumulation is a `lax.scan` over micro-batches (a leading axis A on every batch
 array) that adds the weighted loss sums, the weight totals and the gradients of the sums,
-then divides once: the result equals one step on the concatenated batch (optax.MultiSteps
+then divides once (with one micro-batch, the gradient of the mean itself): the result
+equals one step on the concatenated batch (optax.MultiSteps
 would average per-micro-batch means, which weighs a micro-batch with 3 decision tokens as
 much as one with 300, and would spread one update over A calls of the step).
 
@@ -28,6 +29,11 @@ from msr_jax.train.objectives import MODES, loss_sums
 from msr_jax.train.state import TrainState
 
 
+def _denominator(weight):
+  """The weight total a mean divides by (never 0: a batch without weight has loss 0)."""
+  return jnp.maximum(weight, jnp.finfo(jnp.float32).tiny)
+
+
 def _learning_rate(opt_state):
   """The effective learning rate when the optimizer came from `make_optimizer`."""
   try:
@@ -51,8 +57,16 @@ def make_train_step(graphdef, model_config: ModelConfig, tx: optax.GradientTrans
     return total, weight, grads
 
   def accumulate(params, batch: Batch):
+    """(loss sum, weight sum, gradient of the weighted mean loss)."""
     if micro_batches == 1:
-      return sums_and_grads(params, batch)
+      # The gradient of the mean itself, rounded as `jax.grad` of the plain mean loss
+      # rounds it (dividing the summed gradient afterwards differs in the last bit), so
+      # pre-training on this step rebuilds the base checkpoint bit for bit.
+      def mean(p):
+        total, weight = loss_sums(mode, graphdef, p, batch, model_config, prefill_chunk)
+        return total / _denominator(weight), (total, weight)
+      (_, (total, weight)), grads = jax.value_and_grad(mean, has_aux=True)(params)
+      return total, weight, grads
     zeros = jax.tree_util.tree_map(lambda p: jnp.zeros(p.shape, jnp.float32), params)
     init = (jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32), zeros)
 
@@ -63,21 +77,21 @@ def make_train_step(graphdef, model_config: ModelConfig, tx: optax.GradientTrans
                                          acc_grads, grads)
       return (acc_total + total, acc_weight + weight, acc_grads), None
 
-    (total, weight, grads), _ = jax.lax.scan(body, init, batch)
-    grads = jax.tree_util.tree_map(lambda g, p: g.astype(p.dtype), grads, params)
+    (total, weight, grad_sums), _ = jax.lax.scan(body, init, batch)
+    denom = _denominator(weight)
+    grads = jax.tree_util.tree_map(lambda g, p: (g / denom).astype(p.dtype), grad_sums,
+                                   params)
     return total, weight, grads
 
   def step(state: TrainState, batch: Batch):
-    total, weight, grad_sums = accumulate(state.params, batch)
-    denom = jnp.maximum(weight, jnp.finfo(jnp.float32).tiny)
-    loss = total / denom
-    grads = jax.tree_util.tree_map(lambda g: g / denom.astype(g.dtype), grad_sums)
+    total, weight, grads = accumulate(state.params, batch)
+    loss = total / _denominator(weight)
     grad_norm = optax.tree.norm(grads)
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-    # Zeroed gradients keep NaNs out of the optimizer's arithmetic; its result is then
-    # discarded anyway when the step is skipped.
-    safe_grads = jax.tree_util.tree_map(lambda g: jnp.where(finite, g, 0), grads)
-    updates, new_opt_state = tx.update(safe_grads, state.opt_state, state.params)
+    # A non-finite gradient makes a non-finite update, discarded below. (Zeroing the
+    # gradients first changes how XLA fuses the backward pass, and so its rounding: the
+    # pre-training stages would no longer rebuild the base checkpoint bit for bit.)
+    updates, new_opt_state = tx.update(grads, state.opt_state, state.params)
     new_params = optax.apply_updates(state.params, updates)
     keep = lambda new, old: jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o),
                                                    new, old)
