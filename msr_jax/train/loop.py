@@ -132,8 +132,13 @@ def _train(config, sources, graphdef, params, model_config, probe_fn, callbacks,
     if probe_fn is None and int(config.guard.every) > 0:
       raise ValueError("train_loop: a stream of batches needs a probe_fn for the guard")
     sources = {}
+  checkpoint_tokenizer = None
+  if params is None and config.model.checkpoint:
+    model_config, graphdef, params, checkpoint_tokenizer = setup.load_checkpoint(config.model)
   if sources is None or params is None:
-    adapter, vocab_size, pad_id = setup.make_adapter(config.data.tokenizer)
+    adapter, vocab_size, pad_id = setup.make_adapter(
+        config.data.tokenizer, checkpoint_tokenizer,
+        model_config if config.model.checkpoint else None, config.model.checkpoint)
   if sources is None:
     sources = setup.load_sources(config, adapter)
   else:  # made by the caller: held to the same long-decision policy before step 1

@@ -4,11 +4,17 @@ config.data.kind = "jsonl": records from config.data.paths (msr_jax.data's reade
   "module:function", a function of config.data that returns records (a testbed's episodes:
   configs/train.py:smoke names Townworld's).
 config.data.tokenizer = a path to a `tokenizers` JSON file (plain template, markers
-  <system>/<user>/<assistant>/<eot>), a Hugging Face tokenizer folder (its chat template),
-  or "module:function" returning (adapter, vocab_size, pad_id) (Townworld's word-level
-  tokenizer in configs/train.py). This module names no testbed: the config does.
+  <system>/<user>/<assistant>/<eot>), a Hugging Face tokenizer folder or any checkpoint
+  `msr_jax.load` reads (a GGUF file, a bundled short name: its tokenizer and chat
+  template), "module:function" returning (adapter, vocab_size, pad_id) (Townworld's
+  word-level tokenizer in configs/train.py), or "" for the checkpoint's own tokenizer.
+  A tokenizer that does not fit the model (more tokens than its vocabulary, or another
+  size than the checkpoint's own tokenizer) is an error. This module names no testbed:
+  the config does.
 config.model.checkpoint = "" for a random init of config.model.preset (with the non-zero
-  size fields of config.model applied), or a checkpoint folder (msr_jax.checkpoints.native).
+  size fields of config.model applied), or anything `msr_jax.load` reads: a Hugging Face
+  folder, a GGUF file, a checkpoint folder of this project, a bundled short name.
+  config.model.dtype / param_dtype apply to it too (e.g. "bfloat16").
 """
 
 from __future__ import annotations
@@ -91,23 +97,74 @@ def _entry(spec: str, field: str):
     raise ConfigError(f"config.{field}: cannot load {spec!r}: {e}") from None
 
 
-def make_adapter(tokenizer_spec: str):
-  """(adapter, vocab_size, pad_id) for config.data.tokenizer."""
+def _checkpoint_adapter(tokenizer, source: str):
+  """(adapter, vocab_size, pad_id) of a checkpoint's `transformers` tokenizer."""
+  from msr_jax.data.chat_template import ChatTemplateAdapter
+  if not getattr(tokenizer, "chat_template", None):
+    raise ConfigError(f"{source}: its tokenizer has no chat template; name a tokenizer "
+                      "with one (or a tokenizer JSON file for the plain template) in "
+                      "config.data.tokenizer")
+  return ChatTemplateAdapter(tokenizer), len(tokenizer), tokenizer.pad_token_id or 0
+
+
+def make_adapter(tokenizer_spec: str, checkpoint_tokenizer=None, model_config=None,
+                 checkpoint: str = ""):
+  """(adapter, vocab_size, pad_id) for config.data.tokenizer; "" is the checkpoint's own.
+
+  With a model loaded from a checkpoint, the tokenizer must fit it: no more tokens than
+  its vocabulary and, where the checkpoint has a tokenizer of its own, as many as that
+  one (a tokenizer of another model would train on the wrong vocabulary, silently).
+  """
+  if not tokenizer_spec:
+    if checkpoint_tokenizer is None:
+      where = (f"config.model.checkpoint={checkpoint!r} has none" if checkpoint else
+               "and no config.model.checkpoint brings one")
+      raise ConfigError(f"config.data.tokenizer: empty (the checkpoint's own), but {where}; "
+                        "name a tokenizer")
+    return _checkpoint_adapter(checkpoint_tokenizer, checkpoint)
+  made = _adapter_of(tokenizer_spec)
+  vocab_size = made[1]
+  if model_config is not None and vocab_size > model_config.vocab_size:
+    raise ConfigError(f"config.data.tokenizer={tokenizer_spec!r}: {vocab_size} tokens do not "
+                      f"fit the model's vocabulary of {model_config.vocab_size}")
+  if checkpoint_tokenizer is not None and vocab_size != len(checkpoint_tokenizer):
+    raise ConfigError(f"config.data.tokenizer={tokenizer_spec!r} has {vocab_size} tokens, "
+                      f"but the tokenizer of config.model.checkpoint={checkpoint!r} has "
+                      f"{len(checkpoint_tokenizer)}: it is another model's; set "
+                      "config.data.tokenizer='' to use the checkpoint's own")
+  return made
+
+
+def _adapter_of(tokenizer_spec: str):
   if _is_entry(tokenizer_spec):
     return _entry(tokenizer_spec, "data.tokenizer")()
-  if os.path.isfile(tokenizer_spec):
+  from msr_jax.checkpoints import loader
+  path = loader.resolve(tokenizer_spec)
+  if os.path.isfile(path) and not _is_gguf(path):
     import tokenizers
     from msr_jax.data.plain_template import PlainTemplateAdapter
-    tokenizer = tokenizers.Tokenizer.from_file(tokenizer_spec)
+    tokenizer = tokenizers.Tokenizer.from_file(path)
     pad = tokenizer.token_to_id("<pad>")
     return PlainTemplateAdapter(tokenizer), tokenizer.get_vocab_size(), pad or 0
-  if os.path.isdir(tokenizer_spec):
-    import transformers
-    from msr_jax.data.chat_template import ChatTemplateAdapter
-    tokenizer = transformers.AutoTokenizer.from_pretrained(tokenizer_spec)
-    return ChatTemplateAdapter(tokenizer), len(tokenizer), tokenizer.pad_token_id or 0
+  if os.path.exists(path):
+    tokenizer = loader.load_tokenizer(path) if _is_gguf(path) or not os.path.isfile(
+        os.path.join(path, "tokenizer_config.json")) else _auto_tokenizer(path)
+    if tokenizer is None:
+      raise ConfigError(f"config.data.tokenizer: {path} holds no tokenizer")
+    return _checkpoint_adapter(tokenizer, path)
   raise ConfigError(f"config.data.tokenizer: {tokenizer_spec!r} is neither a tokenizer JSON "
-                    "file, a tokenizer folder nor a module:function")
+                    "file, a tokenizer folder, a checkpoint nor a module:function")
+
+
+def _is_gguf(path: str) -> bool:
+  from msr_jax.checkpoints import gguf_import
+  return os.path.isfile(path) and gguf_import.is_gguf(path)
+
+
+def _auto_tokenizer(folder: str):
+  import transformers
+  return transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True,
+                                                    trust_remote_code=False)
 
 
 def long_decision_policy(data_config) -> str:
@@ -171,13 +228,28 @@ def split_holdout(sources: Mapping[str, Sequence[Example]], count: int, seed: in
   return train, held
 
 
+def load_checkpoint(model_config_dict):
+  """(ModelConfig, graphdef, params as a pure dict, its tokenizer or None) of
+  config.model.checkpoint, with config.model.dtype / param_dtype applied."""
+  from msr_jax.checkpoints import loader
+  m = model_config_dict
+  fixed = [k for k in MODEL_CHANGES if k not in ("dtype", "param_dtype") and m.get(k)]
+  if fixed:
+    raise ConfigError(f"config.model.{fixed[0]}={m[fixed[0]]!r}: a checkpoint "
+                      f"({m.checkpoint!r}) fixes the architecture; set it to 0")
+  changes = {k: m[k] for k in ("dtype", "param_dtype") if m.get(k)}
+  loaded = loader.load(m.checkpoint, **changes)
+  params = loaded.params
+  return (loaded.config, loaded.graphdef,
+          nnx.to_pure_dict(params) if isinstance(params, nnx.State) else params,
+          loaded.tokenizer)
+
+
 def build_model(model_config_dict, vocab_size: int, seed: int):
-  """(ModelConfig, graphdef, params as a pure dict)."""
+  """(ModelConfig, graphdef, params as a pure dict): the checkpoint, or a random init."""
   m = model_config_dict
   if m.checkpoint:
-    from msr_jax.checkpoints import native
-    config, graphdef, params, _ = native.load(m.checkpoint)
-    return config, graphdef, nnx.to_pure_dict(params) if isinstance(params, nnx.State) else params
+    return load_checkpoint(m)[:3]
   changes = {k: m[k] for k in MODEL_CHANGES if k in m and m[k]}
   config = ModelConfig.preset(m.preset, vocab_size=vocab_size)
   if "hidden_size" in changes or "num_heads" in changes:
