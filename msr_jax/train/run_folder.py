@@ -121,6 +121,21 @@ def config_differences(stored: dict, current: dict) -> dict:
           if f not in RUN_NEUTRAL and stored[f] != current[f]}
 
 
+def stored_config(run_dir: str):
+  """The config a run stored (`store_config`), as a nested ConfigDict."""
+  import ml_collections
+  from msr_jax.checkpoints.json_file import read_json
+  flat = read_json(os.path.join(run_dir, CONFIG_FILE), "no run config")
+  tree: dict = {}
+  for dotted, value in flat.items():
+    *parents, leaf = dotted.split(".")
+    node = tree
+    for name in parents:
+      node = node.setdefault(name, {})
+    node[leaf] = value
+  return ml_collections.ConfigDict(tree)
+
+
 def store_config(run_dir: str, config) -> None:
   atomic.write_text(os.path.join(run_dir, CONFIG_FILE),
                     json.dumps(flat_config(config), indent=1, sort_keys=True) + "\n")
