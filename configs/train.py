@@ -16,6 +16,7 @@ from msr_jax.train.config import get_config as trainer_defaults
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config = trainer_defaults()
+  config.tensorboard = True     # <run_dir>/tensorboard: `tensorboard --logdir runs/`
   config.data.tokenizer = "msr_jax.world.tokenizer:training_adapter"
   config.data.townworld = ml_collections.ConfigDict({"world_seed": 0, "count": 512})
 

@@ -23,6 +23,7 @@ def get_config() -> ml_collections.ConfigDict:
   # is then recorded in the run folder's config_changes.jsonl.
   config.allow_config_change = False
   config.progress = True        # tqdm bar (loss, tokens/s)
+  config.tensorboard = False    # metrics.jsonl's lines also as TensorBoard event files
 
   config.model = ml_collections.ConfigDict()
   config.model.checkpoint = ""  # a checkpoint folder, or "" for a random init of preset

@@ -8,7 +8,9 @@ checkpoint every `checkpoint.every` steps and at the end (state, last good copy,
 position, guard state; `checkpoint.every = 0`: never, for throw-away runs). A run folder
 with checkpoints is resumed from the newest one, and metrics.jsonl is cut back to that
 step, so a killed and restarted run writes the same file as one that was
-never interrupted.
+never interrupted (in every field but the wall-clock ones, `metrics_log.TIMING`). With
+`config.tensorboard`, the same lines also go to TensorBoard event files in
+`<run_dir>/tensorboard` (`train/tensorboard.py`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from msr_jax.checkpoints.orbax_state import StateCheckpointer
 from msr_jax.errors import RESUME_ADVICE, DiskFullError, describe_disk_full, disk_full_cause
 from msr_jax.model import make_mesh
 from msr_jax.model.config import ModelConfig
-from msr_jax.train import metrics_log, run_folder, setup
+from msr_jax.train import metrics_log, run_folder, setup, tensorboard
 from msr_jax.train.data_stream import BatchStream
 from msr_jax.train.guard import QualityGuard
 from msr_jax.train.probes import heldout_loss_probe
@@ -225,6 +227,10 @@ def _train(config, sources, graphdef, params, model_config, probe_fn, callbacks,
                    "resumed", run_dir)
     events = metrics_log.MetricsLog(metrics_path)
     cleanup.callback(events.close)
+    board = None
+    if config.get("tensorboard", False):
+      board = tensorboard.Board(os.path.join(run_dir, tensorboard.FOLDER))
+      cleanup.callback(board.close)
 
     def save(step: int) -> None:
       events.write({"type": "checkpoint", "step": step})
@@ -252,6 +258,8 @@ def _train(config, sources, graphdef, params, model_config, probe_fn, callbacks,
                     "rolled back to step %s", run_dir, step, event["score"],
                     event.get("rollback_to_step"))
       events.write(event)
+      if board is not None:
+        board.write(event)
       return guard.state.stopped
 
     total_steps = int(t.steps)
@@ -268,13 +276,17 @@ def _train(config, sources, graphdef, params, model_config, probe_fn, callbacks,
         batch = stream.next_batch()
         began = time.perf_counter()
         state, device_metrics = jitted(state, batch)
-        metrics = _host_metrics(device_metrics)
+        metrics = _host_metrics(device_metrics)  # waits for the step
+        step_s = time.perf_counter() - began
         step += 1
         tokens = batch.num_tokens
-        events.write({"type": "train", "step": step, "tokens": tokens, **metrics})
+        line = {"type": "train", "step": step, "tokens": tokens, **metrics,
+                "step_s": step_s, "tokens_per_s": tokens / max(step_s, 1e-9)}
+        events.write(line)
+        if board is not None:
+          board.write(line)
         bar.update(1)
-        bar.set_postfix(loss=f"{metrics['loss']:.4f}",
-                        tok_s=f"{tokens / max(time.perf_counter() - began, 1e-9):.0f}")
+        bar.set_postfix(loss=f"{metrics['loss']:.4f}", tok_s=f"{line['tokens_per_s']:.0f}")
         if guard.due(step):
           stopped = run_guard(step)
         try:

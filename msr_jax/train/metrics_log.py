@@ -1,8 +1,9 @@
 """metrics.jsonl: one JSON object per line, one line per event, appended as the run goes.
 
-Every line has "type" ("train", "guard", "checkpoint", ...) and "step". Lines hold only
-what the computation determines (no wall-clock times), so a resumed run's file is
-identical, line for line, to an uninterrupted run's; throughput goes to the progress bar.
+Every line has "type" ("train", "guard", "checkpoint", ...) and "step". Lines hold what
+the computation determines and, in "train" lines, the wall-clock fields `TIMING` (the
+step's seconds and tokens per second), so a resumed run's file equals an uninterrupted
+run's line for line in every field but those (`computed` drops them).
 On resume, lines past the restored step are dropped (the steps will be run again), by an
 atomic rewrite. A torn last line (the trace of a crash or a full disk in the middle of an
 append) is dropped too, with a warning; a damaged line anywhere else is an error naming
@@ -21,6 +22,15 @@ from msr_jax.errors import (RESUME_ADVICE, DiskFullError, UserError, describe_di
                             disk_full_cause)
 
 log = logging.getLogger(__name__)
+
+
+# Wall-clock fields of "train" lines: measured, not computed, so they differ run to run.
+TIMING = ("step_s", "tokens_per_s")
+
+
+def computed(record: dict) -> dict:
+  """A record without its wall-clock fields: what two runs of one config agree on."""
+  return {k: v for k, v in record.items() if k not in TIMING}
 
 
 class MetricsLogError(UserError, ValueError):

@@ -35,8 +35,8 @@ CHANGES_FILE = "config_changes.jsonl"
 # Fields that say how a run is watched, kept, named or laid out on devices, never what it
 # computes (a mesh changes the rounding at most: the sharded step equals the single-device
 # one within 1e-5, tests/train/test_step.py).
-RUN_NEUTRAL = ("run_dir", "resume", "progress", "allow_config_change", "checkpoint.every",
-               "checkpoint.keep", "mesh.data", "mesh.fsdp")
+RUN_NEUTRAL = ("run_dir", "resume", "progress", "tensorboard", "allow_config_change",
+               "checkpoint.every", "checkpoint.keep", "mesh.data", "mesh.fsdp")
 
 
 class RunFolderError(UserError, RuntimeError):

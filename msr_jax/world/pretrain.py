@@ -159,6 +159,7 @@ def trainer_config(cfg: ml_collections.ConfigDict, stage: ml_collections.ConfigD
   config.seed = cfg.seed
   config.run_dir = run_dir
   config.progress = False  # the log lines below say where it is
+  config.tensorboard = True  # out/runs/stageN/tensorboard
   config.optim = ml_collections.ConfigDict(stage.optim.to_dict())
   config.train.mode = "full"
   config.train.steps = int(stage.steps)
