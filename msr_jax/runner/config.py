@@ -11,6 +11,7 @@ dotted name, in a ConfigDict or in an experiment's nested dicts.
 from __future__ import annotations
 
 import ast
+import contextlib
 import copy
 import importlib.util
 import os
@@ -77,6 +78,8 @@ def _parse_value(text: str, current, field: str):
     raise ConfigError(f"--config.{field}: cannot parse {text!r} as {type(current).__name__}")
   if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
     value = float(value)
+  if isinstance(current, ml_collections.ConfigDict) and isinstance(value, dict):
+    return ml_collections.ConfigDict(value)  # a whole section: "{'weather': 1.0}"
   if current is not None and not isinstance(value, type(current)):
     raise ConfigError(
         f"--config.{field}: expected {type(current).__name__}, got {text!r}")
@@ -124,13 +127,31 @@ def set_dotted(tree, dotted: str, value, where: str = "") -> None:
     node[leaf] = copy.deepcopy(value)
 
 
+# Sections whose keys are names the user chooses (a mixture's sources, by the names the
+# records give them): `--config.data.weights.weather=0.5` adds a key there, a number.
+MAP_SECTIONS = ("data.weights",)
+
+
+def _in_map_section(field: str) -> bool:
+  parent = field.rpartition(".")[0]
+  return any(parent == m or parent.endswith("." + m) for m in MAP_SECTIONS)
+
+
 def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str]) -> ml_collections.ConfigDict:
-  """Applies `--config.a.b=value` overrides in order; unknown fields are errors."""
+  """Applies `--config.a.b=value` overrides in order; unknown fields are errors, except
+  new names in a `MAP_SECTIONS` section (numbers). A section takes a dict literal whole."""
   for override in overrides:
     if not override.startswith("--config.") or "=" not in override:
       raise ConfigError(f"bad override {override!r}: expected --config.field=value")
     field, _, text = override[len("--config."):].partition("=")
     where = f"--config.{field}"
+    if _in_map_section(field):
+      section = get_dotted(config, field.rpartition(".")[0], where)
+      leaf = field.rpartition(".")[2]
+      if leaf not in section:
+        with section.unlocked() if hasattr(section, "unlocked") else contextlib.nullcontext():
+          section[leaf] = _parse_value(text, 0.0, field)
+        continue
     set_dotted(config, field, _parse_value(text, get_dotted(config, field, where), field), where)
   return config
 
