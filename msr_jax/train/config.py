@@ -64,7 +64,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.guard.max_rollbacks = 3
   config.guard.anchor = None            # a score from outside the run (None: none);
                                         # drops then count from max(best, anchor)
-  config.guard.holdout_examples = 32    # held out of training for the default probe
+  # The default probe: "auto" (retention on the real-model probes for a run from a chat
+  # model's checkpoint, else held-out loss) | "retention" | "heldout_loss".
+  config.guard.probe = "auto"
+  config.guard.holdout_examples = 32    # held out of training for "heldout_loss"
   config.guard.batch_size = 8
 
   config.mesh = ml_collections.ConfigDict({"data": 1, "fsdp": 1})

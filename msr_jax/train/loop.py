@@ -29,13 +29,14 @@ import tqdm
 
 from msr_jax import optim
 from msr_jax.checkpoints.orbax_state import StateCheckpointer
-from msr_jax.errors import RESUME_ADVICE, DiskFullError, describe_disk_full, disk_full_cause
+from msr_jax.errors import (RESUME_ADVICE, ConfigError, DiskFullError, describe_disk_full,
+                            disk_full_cause)
 from msr_jax.model import make_mesh
 from msr_jax.model.config import ModelConfig
 from msr_jax.train import metrics_log, run_folder, setup, tensorboard
 from msr_jax.train.data_stream import BatchStream
 from msr_jax.train.guard import QualityGuard
-from msr_jax.train.probes import heldout_loss_probe
+from msr_jax.train.probes import PROBES, heldout_loss_probe, retention_probe
 from msr_jax.train.state import TrainState, init_state
 from msr_jax.train.step import jit_train_step, make_train_step
 
@@ -105,8 +106,10 @@ def train_loop(config, sources: Mapping[str, Sequence] | None = None, *, graphde
 
   sources: examples (`msr_jax.data.segmentation.Example`) by source name; default: loaded
     from config.data. graphdef/params/model_config: the model to start from; default:
-    built from config.model. probe_fn: params -> score for the guard; default: negative
-    loss on `config.guard.holdout_examples` examples held out of training. max_steps:
+    built from config.model. probe_fn: params -> score for the guard; default
+    (`config.guard.probe`, `train/probes.py`): the real-model probes' retention score for
+    a run from a checkpoint with its own tokenizer, else the negative loss on
+    `config.guard.holdout_examples` examples held out of training. max_steps:
     stop after this step (as if killed, but cleanly) without changing config.train.steps.
   stream: the step batches instead of a `BatchStream` over `sources` (pre-training's packed
     rows): `next_batch() -> Batch` and a JSON position (`get_state()` / `set_state(state)`)
@@ -153,11 +156,25 @@ def _train(config, sources, graphdef, params, model_config, probe_fn, callbacks,
                        config.guard.action, int(config.guard.max_rollbacks),
                        config.guard.get("anchor", None))
   if probe_fn is None and guard.every > 0:
-    sources, held = setup.split_holdout(sources, int(config.guard.holdout_examples),
-                                        int(config.seed))
-    probe_fn = heldout_loss_probe(graphdef, model_config, held, int(config.guard.batch_size),
-                                  config.data.context_buckets, config.data.decision_buckets,
-                                  pad_id)
+    kind = config.guard.get("probe", "auto")
+    if kind not in PROBES:
+      raise ConfigError(f"config.guard.probe: unknown {kind!r}, expected one of {PROBES}")
+    if kind == "auto":
+      # A chat model's tokenizer reads English; the testbed's word tokenizer does not.
+      kind = ("retention" if getattr(checkpoint_tokenizer, "chat_template", None)
+              else "heldout_loss")
+    if kind == "retention":
+      if checkpoint_tokenizer is None:
+        raise ConfigError("config.guard.probe='retention' needs a run from a checkpoint "
+                          "with its own tokenizer (config.model.checkpoint)")
+      probe_fn = retention_probe(graphdef, checkpoint_tokenizer, pad_id)
+    else:
+      sources, held = setup.split_holdout(sources, int(config.guard.holdout_examples),
+                                          int(config.seed))
+      probe_fn = heldout_loss_probe(graphdef, model_config, held,
+                                    int(config.guard.batch_size),
+                                    config.data.context_buckets,
+                                    config.data.decision_buckets, pad_id)
 
   t = config.train
   micro = int(t.micro_batches)

@@ -1,8 +1,12 @@
 """Stability probes for the quality guard: `probe_fn(params) -> score` (higher is better).
 
-The default for JSONL runs is the negative loss on a fixed held-out set of examples,
-padded once into bucketed batches and evaluated with one jitted function per bucket
-shape. Townworld probes (accuracy on retain people, notes, ...) plug in as any callable.
+`config.guard.probe` chooses the default: "retention" (a run from a checkpoint whose own
+tokenizer has a chat template, under "auto"): the real-model probes' retention score
+(`msr_jax.eval.real_probes`: closed-book facts and context recall), never the training
+data; "heldout_loss" (under "auto" every other run: a random init, the testbed's word
+tokenizer): the negative loss on a fixed held-out set of examples, padded once into
+bucketed batches and evaluated with one jitted function per bucket shape. Townworld probes
+(accuracy on retain people, notes, ...) plug in as any callable.
 """
 
 from __future__ import annotations
@@ -39,3 +43,14 @@ def heldout_loss_probe(graphdef, model_config: ModelConfig, examples: Sequence[E
     return -total / max(weight, np.finfo(np.float32).tiny)
 
   return probe
+
+
+PROBES = ("auto", "retention", "heldout_loss")
+
+
+def retention_probe(graphdef, tokenizer, pad_id: int) -> Callable:
+  """The real-model probes' retention score (facts and context accuracy)."""
+  from msr_jax.eval import real_probes
+  probes = real_probes.build(tokenizer, pad_id=pad_id)
+  return lambda params: real_probes.retention_score(
+      real_probes.score(graphdef, params, probes, pad_id))

@@ -1,0 +1,94 @@
+"""The real-model probes: the shipped sets, their scores, `msr eval` on any checkpoint, and
+the guard's default for a run from a chat model's checkpoint."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "train"))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "data"))
+
+from msr_jax import cli  # noqa: E402
+from msr_jax.checkpoints import loader  # noqa: E402
+from msr_jax.eval import real_probes  # noqa: E402
+from msr_jax.train import metrics_log  # noqa: E402
+from msr_jax.train.state import pure_params  # noqa: E402
+from test_train_from_checkpoint import _config, _hf_folder  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+  folder = _hf_folder(tmp_path_factory.mktemp("hf") / "m", "llama")
+  loaded = loader.load(str(folder))
+  return folder, loaded
+
+
+def test_the_shipped_sets_and_their_items(tiny):
+  _, loaded = tiny
+  probes = real_probes.build(loaded.tokenizer)
+  kinds = [item.probe for item in probes.items]
+  assert (kinds.count("facts"), kinds.count("context"), kinds.count("text")) == (36, 24, 20)
+  assert probes.kl_tokens_BxT.shape[0] == 16
+  france = next(i for i in probes.items if i.probe == "facts")  # the first fact
+  answer = loaded.tokenizer.decode(france.tokens[france.start:france.end])
+  prompt = loaded.tokenizer.decode(france.tokens[:france.start], skip_special_tokens=True)
+  assert (prompt, answer) == ("The capital of France is", " Paris")
+
+
+def test_scores_are_finite_and_the_kl_to_itself_is_zero(tiny):
+  _, loaded = tiny
+  params = pure_params(loaded.params)
+  probes = real_probes.build(loaded.tokenizer)
+  summary = real_probes.score(loaded.graphdef, params, probes, base_params=params)
+  assert summary["retention"]["kl_to_base"] == pytest.approx(0.0, abs=1e-6)
+  assert summary["retention"]["perplexity"] > 1
+  assert 0 <= real_probes.retention_score(summary) <= 1
+
+
+def test_a_bad_probe_file_names_its_line(tmp_path):
+  path = tmp_path / "facts.jsonl"
+  path.write_text('{"prompt": "a", "answer": "b"}\n{"prompt": "a"}\n')
+  with pytest.raises(real_probes.ProbeSetError, match=r"facts.jsonl:2: field 'answer'"):
+    real_probes.read_set(path, ("prompt", "answer"))
+
+
+def test_msr_eval_scores_any_checkpoint(tiny, tmp_path):
+  folder, _ = tiny
+  out = tmp_path / "eval.json"
+  assert cli.main(["eval", "--checkpoint", str(folder), "--base", str(folder),
+                   "--out", str(out)]) == 0
+  result = json.loads(out.read_text())
+  assert set(result["probes"]) == {"retention", "context"}
+  assert result["probes"]["retention"]["kl_to_base"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_the_guard_probes_retention_for_a_run_from_a_chat_model(tiny, tmp_path):
+  from msr_jax.train.loop import train_loop
+  folder, loaded = tiny
+  config = _config(tmp_path, str(folder), **{"guard.every": 2, "guard.threshold": 10.0})
+  train_loop(config)
+  guard = [m for m in metrics_log.read(tmp_path / "run" / "metrics.jsonl")
+           if m["type"] == "guard"]
+  assert [g["step"] for g in guard] == [0, 2]
+  probes = real_probes.build(loaded.tokenizer, pad_id=loaded.tokenizer.pad_token_id or 0)
+  expected = real_probes.retention_score(real_probes.score(
+      loaded.graphdef, pure_params(loaded.params), probes,
+      loaded.tokenizer.pad_token_id or 0))
+  assert guard[0]["score"] == pytest.approx(expected)  # the base model's retention
+
+
+@pytest.mark.slow
+def test_smollm2_knows_the_capital_of_france():
+  """The shipped GGUF answers the first fact (the precondition of "keeps Paris")."""
+  loaded = loader.load("smollm2-135m-instruct-q4_1")
+  probes = real_probes.build(loaded.tokenizer)
+  probes.items = probes.items[:1]
+  from msr_jax.eval.probes_score import score_items
+  _, exact = score_items(loaded.graphdef, pure_params(loaded.params), probes.items)
+  assert exact.tolist() == [True]
+  assert np.all(np.isfinite(probes.kl_tokens_BxT))
