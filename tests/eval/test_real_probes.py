@@ -92,3 +92,38 @@ def test_smollm2_knows_the_capital_of_france():
   _, exact = score_items(loaded.graphdef, pure_params(loaded.params), probes.items)
   assert exact.tolist() == [True]
   assert np.all(np.isfinite(probes.kl_tokens_BxT))
+
+
+def test_behaviour_probes_generate_and_judge(tiny):
+  from msr_jax.eval import behaviour_probes
+  _, loaded = tiny
+  judge = behaviour_probes.regex_judge(r"^Forecast:")
+  assert judge("Forecast: sunny.") and not judge("It will be sunny. Forecast: sunny.")
+  prompts = ["may i borrow the ladder ?", "thanks , and the umbrella ?", "you are kind"]
+  always = behaviour_probes.behaviour_score(loaded.graphdef, pure_params(loaded.params),
+                                            loaded.tokenizer, prompts, lambda _: True,
+                                            max_new_tokens=4, batch_size=2)
+  assert always["n"] == 3 and always["acc"] == 1.0 and len(always["answers"]) == 3
+  never = behaviour_probes.behaviour_score(loaded.graphdef, pure_params(loaded.params),
+                                           loaded.tokenizer, prompts, lambda _: False,
+                                           max_new_tokens=4)
+  assert never["acc"] == 0.0 and never["answers"] == always["answers"]  # greedy: the same
+
+
+def test_the_example_config_and_its_files():
+  from msr_jax.data.jsonl import read_records
+  from msr_jax.runner.config import load_config
+  config = load_config("configs/smollm2_forecast.py")
+  assert config.model.checkpoint == "smollm2-135m-instruct-q4_1" and config.data.tokenizer == ""
+  records, _ = read_records(config.data.paths[0])
+  assert len(records) == 48 and all(r.messages[-1].content.startswith("Forecast:")
+                                    for r in records)
+  heldout = real_probes.read_set("examples/forecast/heldout_prompts.jsonl", ("prompt",))
+  words = lambda text: {w.strip("?.,") for w in text.split()}
+  trained = set().union(*(words(r.messages[0].content) for r in records))
+  held_out_cities = {"Warsaw", "Quito", "Seoul", "Lisbon", "Prague", "Denver"}
+  assert not held_out_cities & trained  # held-out prompts name cities never trained on
+  assert len(heldout) == 12 and all(words(row["prompt"]) & held_out_cities
+                                    for row in heldout)
+  for arg in ("full", "apollo_mini", "full_apollo_mini"):
+    load_config(f"configs/smollm2_forecast.py:{arg}")
