@@ -108,11 +108,12 @@ def table(results: list[dict]) -> str:
 
   def row(name, s, r=None):
     kl = s["retention"].get("kl_to_base")
+    kl_text = "-" if kl is None else f"{kl:.4f}"
+    train_s = "-" if r is None else f"{r['train_s']:.0f}"
+    rss = "-" if r is None else f"{r['peak_rss_gib']:.1f}"
     rows.append(f"| {name} | {s['behaviour']['acc']:.2f} | {s['retention']['facts_acc']:.3f} "
-                f"| {s['retention']['perplexity']:.1f} | "
-                f"{'-' if kl is None else f'{kl:.4f}'} | {s['context']['recall_acc']:.3f} | "
-                f"{'-' if r is None else f'{r['train_s']:.0f}'} | "
-                f"{'-' if r is None else f'{r['peak_rss_gib']:.1f}'} |")
+                f"| {s['retention']['perplexity']:.1f} | {kl_text} | "
+                f"{s['context']['recall_acc']:.3f} | {train_s} | {rss} |")
   row("base (SmolLM2-135M-Instruct)", before)
   for r in results:
     row(f"{r['mode']}, {r['optimizer']}, {r['steps']} steps", r["after"], r)
