@@ -306,3 +306,46 @@ def test_the_recipe_file_holds_the_shipped_recipe_and_smoke_only():
   assert len(pretrain.stages(load_config(path))) == 4
   with pytest.raises(ConfigError, match="unknown argument 'four_layers'.*commit b7dc92b"):
     load_config(f"{path}:four_layers")
+
+
+def test_the_stage_step_equals_the_plain_formulation_bit_for_bit():
+  """The train step on packed rows gives exactly the parameters of `jax.grad` of the mean
+  masked loss + optax's AdamW with the stage's schedule: the formulation that built the
+  shipped base, so pre-training on the train loop keeps its numerics."""
+  import jax
+  import jax.numpy as jnp
+  import optax
+  from msr_jax.runner.config import load_config
+  from msr_jax.train.losses import masked_cross_entropy
+  path = str(pathlib.Path(__file__).resolve().parents[2] / "configs" / "townworld.py")
+  cfg = load_config(path)
+  stage = pretrain.stages(cfg)[1]
+  o = stage.optim
+  config = _tiny_config()
+  graphdef, params = nnx.split(Decoder(config, rngs=nnx.Rngs(4)), nnx.Param)
+  params = nnx.to_pure_dict(params)
+  schedule = optax.warmup_cosine_decay_schedule(
+      0.0, o.learning_rate, o.warmup_steps, o.total_steps,
+      end_value=o.learning_rate * o.final_lr_ratio)
+  plain_tx = optax.chain(optax.clip_by_global_norm(o.clip_norm),
+                         optax.adamw(schedule, b1=o.b1, b2=o.b2, weight_decay=o.weight_decay))
+
+  @jax.jit
+  def plain_step(p, opt_state, tokens, mask, segments):
+    def loss(q):
+      logits, _ = forward(graphdef, q, tokens, segment_ids_BxT=segments)
+      return masked_cross_entropy(logits[:, :-1], tokens[:, 1:], mask[:, :-1])
+    grads = jax.grad(loss)(p)
+    updates, opt_state = plain_tx.update(grads, opt_state, p)
+    return optax.apply_updates(p, updates), opt_state
+
+  tx, step = pretrain.make_step(graphdef, config, stage.optim)
+  state = init_state(params, tx)
+  plain = (jax.tree.map(jnp.array, params), plain_tx.init(params))
+  stream = corpus.records(World.build(0), 5, corpus.Mixture())
+  rows = corpus.pack(stream, tokenizer.adapter(TOK), 4, 128, 0)
+  for _ in range(6):
+    tokens, mask, segments = next(rows)
+    plain = plain_step(*plain, tokens, mask, segments)
+    state, _ = step(state, packed_batch(tokens, mask, segments))
+  jax.tree.map(np.testing.assert_array_equal, state.params, plain[0])
