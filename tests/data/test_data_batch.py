@@ -56,7 +56,10 @@ def test_shapes_dtypes_and_padding_rows():
   batch = make_batch(examples, **BUCKETS, pad_id=PAD, batch_size=10)
   C = bucket_length(max(len(e.context_tokens) - 1 for e in examples), BUCKETS["context_buckets"])
   D = bucket_length(max(len(e.decision_tokens) for e in examples), BUCKETS["decision_buckets"])
+  assert batch.segment_ids_BxT is None  # (context, decision) rows: no packed documents
   for name, array in batch._asdict().items():
+    if name == "segment_ids_BxT":
+      continue
     suffix = name.rsplit("_", 1)[1]
     assert array.shape == {"B": (10,), "BxC": (10, C), "BxD": (10, D)}[suffix]
     assert array.dtype == (np.float32 if name == "weights_BxD" else np.int32), name
