@@ -127,3 +127,31 @@ def test_the_example_config_and_its_files():
                                     for row in heldout)
   for arg in ("full", "apollo_mini", "full_apollo_mini"):
     load_config(f"configs/smollm2_forecast.py:{arg}")
+
+
+@pytest.mark.slow
+def test_a_few_steps_teach_smollm2_the_example_behaviour_and_keep_paris(tmp_path):
+  """The shipped example, shortened: 12 context-frozen AdamW steps on its conversations
+  make SmolLM2-135M-Instruct open held-out weather answers with "Forecast:" (the base does
+  for none), and the capital of France is still Paris."""
+  from msr_jax.eval import behaviour_probes
+  from msr_jax.eval.probes_score import score_items
+  from msr_jax.runner.config import load_config
+  from msr_jax.train.loop import train_loop
+  config = load_config("configs/smollm2_forecast.py", [
+      "--config.train.steps=12", "--config.guard.every=0", "--config.checkpoint.every=0",
+      "--config.tensorboard=False", "--config.progress=False"])
+  config.run_dir, config.resume = str(tmp_path / "run"), False
+  result = train_loop(config)
+  loaded = loader.load(config.model.checkpoint)
+  prompts = [r["prompt"] for r in real_probes.read_set(
+      "examples/forecast/heldout_prompts.jsonl", ("prompt",))][:6]
+  judge = behaviour_probes.regex_judge(r"^Forecast:")
+  before = behaviour_probes.behaviour_score(loaded.graphdef, pure_params(loaded.params),
+                                            loaded.tokenizer, prompts, judge)
+  after = behaviour_probes.behaviour_score(result.graphdef, result.state.params,
+                                           loaded.tokenizer, prompts, judge)
+  assert before["acc"] == 0.0 and after["acc"] >= 5 / 6, after["answers"]
+  france = real_probes.build(loaded.tokenizer).items[:1]
+  _, exact = score_items(result.graphdef, result.state.params, france)
+  assert exact.tolist() == [True]
