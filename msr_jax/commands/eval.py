@@ -4,7 +4,8 @@ A Townworld checkpoint (a folder with `townworld.json`) is scored on every Townw
 (`--subset`: the reduced subset stored in the card); anything else `msr_jax.load` reads (an
 HF folder, a GGUF file, a bundled name) on the real-model probes of
 `msr_jax/eval/real_probes.py` (facts, perplexity, context recall; `--base` adds the KL to
-that checkpoint). Prints a table and writes the scores as JSON (atomically) to `--out`
+that checkpoint; `--behaviour PROMPTS.jsonl --judge REGEX` adds the behaviour probe: the
+prompts' greedy answers, judged by the regex). Prints a table and writes the scores as JSON (atomically) to `--out`
 (default PATH/eval.json for a folder, PATH.eval.json otherwise).
 """
 
@@ -22,6 +23,10 @@ def register(subparsers) -> None:
                       help="Townworld: the reduced probe subset only")
   parser.add_argument("--base", default=None,
                       help="real models: the checkpoint to measure the KL from")
+  parser.add_argument("--behaviour", default=None,
+                      help="real models: a JSONL of held-out prompts ({'prompt': ...})")
+  parser.add_argument("--judge", default=None,
+                      help="real models: the regex a behaviour answer must match")
   parser.set_defaults(func=run)
 
 
@@ -39,9 +44,13 @@ def run(args) -> int:
     result["goals"] = probes_card.goals(result["probes"])
     print(probes_card.format_table(result["probes"]))
   else:
-    result = evaluate_real(args.checkpoint, args.base)
+    if (args.behaviour is None) != (args.judge is None):
+      from msr_jax.errors import UserError
+      raise UserError("msr eval: --behaviour and --judge go together")
+    result = evaluate_real(args.checkpoint, args.base, args.behaviour, args.judge)
     for group, scores in result["probes"].items():
-      print(f"{group:<10} " + "  ".join(f"{k}={v:.3f}" for k, v in scores.items()))
+      print(f"{group:<10} " + "  ".join(f"{k}={v:.3f}" for k, v in scores.items()
+                                        if isinstance(v, float)))
   result["checkpoint"] = os.path.abspath(args.checkpoint)
   out = args.out or (os.path.join(args.checkpoint, "eval.json")
                      if os.path.isdir(args.checkpoint) else args.checkpoint + ".eval.json")
@@ -50,7 +59,8 @@ def run(args) -> int:
   return 0
 
 
-def evaluate_real(path: str, base: str | None = None) -> dict:
+def evaluate_real(path: str, base: str | None = None, behaviour: str | None = None,
+                  judge: str | None = None) -> dict:
   from msr_jax.checkpoints import loader
   from msr_jax.errors import UserError
   from msr_jax.eval import real_probes
@@ -63,8 +73,14 @@ def evaluate_real(path: str, base: str | None = None) -> dict:
   pad_id = loaded.tokenizer.pad_token_id or 0
   probes = real_probes.build(loaded.tokenizer, pad_id=pad_id)
   base_params = pure_params(loader.load(base).params) if base else None
-  summary = real_probes.score(loaded.graphdef, pure_params(loaded.params), probes, pad_id,
-                              base_params)
+  params = pure_params(loaded.params)
+  summary = real_probes.score(loaded.graphdef, params, probes, pad_id, base_params)
+  if behaviour:
+    from msr_jax.eval import behaviour_probes
+    prompts = [row["prompt"] for row in real_probes.read_set(behaviour, ("prompt",))]
+    summary["behaviour"] = behaviour_probes.behaviour_score(
+        loaded.graphdef, params, loaded.tokenizer, prompts,
+        behaviour_probes.regex_judge(judge))
   return {"probes": summary, "retention_score": real_probes.retention_score(summary),
           "items": len(probes.items) + len(probes.kl_tokens_BxT),
           "wall_s": time.time() - start}

@@ -65,6 +65,13 @@ def test_msr_eval_scores_any_checkpoint(tiny, tmp_path):
   result = json.loads(out.read_text())
   assert set(result["probes"]) == {"retention", "context"}
   assert result["probes"]["retention"]["kl_to_base"] == pytest.approx(0.0, abs=1e-6)
+  prompts = tmp_path / "prompts.jsonl"
+  prompts.write_text('{"prompt": "may i borrow the ladder ?"}\n{"prompt": "you are kind"}\n')
+  assert cli.main(["eval", "--checkpoint", str(folder), "--behaviour", str(prompts),
+                   "--judge", ".", "--out", str(out)]) == 0
+  behaviour = json.loads(out.read_text())["probes"]["behaviour"]
+  assert behaviour["n"] == 2 and len(behaviour["answers"]) == 2
+  assert cli.main(["eval", "--checkpoint", str(folder), "--judge", "x"]) == 1
 
 
 def test_the_guard_probes_retention_for_a_run_from_a_chat_model(tiny, tmp_path):
