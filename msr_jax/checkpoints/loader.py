@@ -76,6 +76,8 @@ def load_tokenizer(path: str | os.PathLike):
   none; a GGUF file's is rebuilt from its metadata, its weights left unread."""
   from msr_jax.checkpoints import gguf_import, gguf_tokenizer, tokenizer_io
   path = resolve(path)
+  if os.path.isdir(path):  # any folder with tokenizer files, a model or not
+    return tokenizer_io.load_tokenizer(path)
   if detect_format(path) == "gguf":
     fields = gguf_import.read_fields(gguf_import.open_reader(path), path)
     if "tokenizer.ggml.model" not in fields:

@@ -57,12 +57,12 @@ def restore_run(run_dir: str, step: int | None = None) -> Trained:
     if config.model.checkpoint:
       model_config, graphdef, params, tokenizer = setup.load_checkpoint(config.model)
       if config.data.tokenizer:
-        tokenizer = _tokenizer_of(config.data.tokenizer) or tokenizer
+        tokenizer = setup.named_tokenizer(config.data.tokenizer) or tokenizer
     else:
       _, vocab_size, _ = setup.make_adapter(config.data.tokenizer)
       model_config, graphdef, params = setup.build_model(config.model, vocab_size,
                                                          int(config.seed))
-      tokenizer = _tokenizer_of(config.data.tokenizer)
+      tokenizer = setup.named_tokenizer(config.data.tokenizer)
     tx = optim.make_optimizer(config.optim)
     state = init_state(params, tx, seed=int(config.seed))
     target = {"train": state}
@@ -72,19 +72,6 @@ def restore_run(run_dir: str, step: int | None = None) -> Trained:
   finally:
     checkpointer.close()
   return Trained(model_config, graphdef, restored["train"].params, tokenizer, step)
-
-
-def _tokenizer_of(spec: str):
-  """The `transformers` tokenizer a config's data.tokenizer names, where it names a file
-  or a checkpoint (a module:function adapter has none to export)."""
-  if not spec or (":" in spec and not os.path.exists(spec)):
-    return None
-  from msr_jax.checkpoints import loader
-  path = loader.resolve(spec)
-  if os.path.isfile(path) and path.endswith(".json"):
-    from transformers import PreTrainedTokenizerFast
-    return PreTrainedTokenizerFast(tokenizer_file=path)
-  return loader.load_tokenizer(path)
 
 
 def load_checkpoint(path: str) -> Trained:

@@ -140,15 +140,14 @@ def _adapter_of(tokenizer_spec: str):
     return _entry(tokenizer_spec, "data.tokenizer")()
   from msr_jax.checkpoints import loader
   path = loader.resolve(tokenizer_spec)
-  if os.path.isfile(path) and not _is_gguf(path):
+  if _is_json_file(path):
     import tokenizers
     from msr_jax.data.plain_template import PlainTemplateAdapter
     tokenizer = tokenizers.Tokenizer.from_file(path)
     pad = tokenizer.token_to_id("<pad>")
     return PlainTemplateAdapter(tokenizer), tokenizer.get_vocab_size(), pad or 0
   if os.path.exists(path):
-    tokenizer = loader.load_tokenizer(path) if _is_gguf(path) or not os.path.isfile(
-        os.path.join(path, "tokenizer_config.json")) else _auto_tokenizer(path)
+    tokenizer = named_tokenizer(tokenizer_spec)
     if tokenizer is None:
       raise ConfigError(f"config.data.tokenizer: {path} holds no tokenizer")
     return _checkpoint_adapter(tokenizer, path)
@@ -156,15 +155,23 @@ def _adapter_of(tokenizer_spec: str):
                     "file, a tokenizer folder, a checkpoint nor a module:function")
 
 
-def _is_gguf(path: str) -> bool:
+def _is_json_file(path: str) -> bool:
+  """A tokenizers JSON file (any other file is a checkpoint: a GGUF)."""
   from msr_jax.checkpoints import gguf_import
-  return os.path.isfile(path) and gguf_import.is_gguf(path)
+  return os.path.isfile(path) and not gguf_import.is_gguf(path)
 
 
-def _auto_tokenizer(folder: str):
-  import transformers
-  return transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True,
-                                                    trust_remote_code=False)
+def named_tokenizer(tokenizer_spec: str):
+  """The `transformers` tokenizer that config.data.tokenizer names as a file, a folder or a
+  checkpoint (a GGUF's from its metadata); None for "" or a module:function adapter."""
+  if not tokenizer_spec or _is_entry(tokenizer_spec):
+    return None
+  from msr_jax.checkpoints import loader
+  path = loader.resolve(tokenizer_spec)
+  if _is_json_file(path):
+    from transformers import PreTrainedTokenizerFast
+    return PreTrainedTokenizerFast(tokenizer_file=path)
+  return loader.load_tokenizer(path)
 
 
 def long_decision_policy(data_config) -> str:

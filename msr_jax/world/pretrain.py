@@ -185,12 +185,11 @@ def params_digest(params) -> str:
 def make_step(graphdef, model_config: ModelConfig, optim_config):
   """(optimizer, jitted step(state, batch) -> (state, metrics)): the stage's train step
   on packed rows, for scripts that drive it themselves (`init_state(params, tx)`)."""
-  import jax
   from msr_jax import optim
-  from msr_jax.train.step import make_train_step
+  from msr_jax.train.step import jit_train_step, make_train_step
   tx = optim.make_optimizer(optim_config)
   step = make_train_step(graphdef, model_config, tx, "full", monitor_drift=False)
-  return tx, jax.jit(step, donate_argnums=(0,))
+  return tx, jit_train_step(step, None)[0]
 
 
 def world_settings(cfg: ml_collections.ConfigDict) -> dict:
@@ -263,9 +262,6 @@ def _run_stage(cfg, number, stage, world, tok, config, graphdef, params, out_dir
   """Trains one stage (or resumes it); adds its steps to `stats` from its metrics.jsonl.
   Returns (params, whether the stage ran to its end)."""
   run_dir = os.path.join(out_dir, RUNS, f"stage{number}")
-  wall_path = os.path.join(run_dir, "wall_s.json")
-  wall_before = (checkpoint.read_json(wall_path, "no wall time")["wall_s"]
-                 if os.path.exists(wall_path) else 0.0)
   began = last_line = time.time()
   log_every = int(cfg.log_every)
 
@@ -284,14 +280,13 @@ def _run_stage(cfg, number, stage, world, tok, config, graphdef, params, out_dir
                       graphdef=graphdef, params=params, model_config=config,
                       stream=PackedStream(cfg, stage, world, tok), callbacks=[log_progress],
                       run_dir=run_dir, max_steps=budget)
-  wall_s = wall_before + time.time() - began
-  atomic.write_json(wall_path, {"wall_s": wall_s})
   lines = [m for m in metrics_log.read(os.path.join(run_dir, "metrics.jsonl"))
            if m["type"] == "train"]
   stats["steps"] = offset + (lines[-1]["step"] if lines else 0)
   stats["tokens"] += sum(m["tokens"] for m in lines)
   stats["trained_tokens"] += int(round(sum(m["weight"] for m in lines)))
-  stats["wall_s"] += wall_s
+  # The steps' own wall time (`step_s`), kept by metrics.jsonl across a resume.
+  stats["wall_s"] += sum(m.get("step_s", 0.0) for m in lines)
   stats["losses"] += [[offset + m["step"], m["loss"]] for m in lines
                       if m["step"] % log_every == 0 or m["step"] == stage.steps]
   finished = bool(lines) and lines[-1]["step"] == stage.steps
