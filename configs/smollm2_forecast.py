@@ -1,8 +1,8 @@
 """The real-model example: teach SmolLM2-135M-Instruct to open weather answers with
 "Forecast:" from 48 conversations written for this repository
 (`examples/forecast/train.jsonl`), then check held-out prompts
-(`examples/forecast/heldout_prompts.jsonl`, other cities and phrasings) with the regex
-`^Forecast:`, and what was kept with the real-model probes (`msr eval`).
+(`examples/forecast/heldout_prompts.jsonl`, other cities and phrasings) with the judge
+`regex:^Forecast:`, and what was kept with the real-model probes (`msr eval`).
 
   msr train --config configs/smollm2_forecast.py            # context-frozen, AdamW
   msr train --config configs/smollm2_forecast.py:full       # full backprop
@@ -22,7 +22,7 @@ from msr_jax.train.config import get_config as trainer_defaults
 
 EXAMPLE = "examples/forecast"
 HELDOUT = f"{EXAMPLE}/heldout_prompts.jsonl"
-BEHAVIOUR = r"^Forecast:"
+BEHAVIOUR = r"regex:^Forecast:"   # the judge, as msr eval --judge takes it
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

@@ -40,7 +40,7 @@ def _scores(graphdef, params, tokenizer, base_params=None) -> dict:
   probes = real_probes.build(tokenizer, pad_id=pad)
   summary = real_probes.score(graphdef, params, probes, pad, base_params)
   behaviour = behaviour_probes.behaviour_score(graphdef, params, tokenizer, prompts,
-                                               behaviour_probes.regex_judge(pattern))
+                                               behaviour_probes.judge_from_spec(pattern))
   return {**summary, "behaviour": behaviour}
 
 
@@ -85,7 +85,7 @@ def check_export(run_dir, hf_dir, graphdef, params, tokenizer) -> dict:
   hf_tokenizer = transformers.AutoTokenizer.from_pretrained(hf_dir, local_files_only=True)
   prompts, pattern = _prompts()
   ours = behaviour_probes.behaviour_score(graphdef, params, tokenizer, prompts[:4],
-                                          behaviour_probes.regex_judge(pattern))["answers"]
+                                          behaviour_probes.judge_from_spec(pattern))["answers"]
   theirs, dlogit = [], 0.0
   for prompt in prompts[:4]:
     ids = hf_tokenizer.apply_chat_template([{"role": "user", "content": prompt}],

@@ -4,8 +4,9 @@ A Townworld checkpoint (a folder with `townworld.json`) is scored on every Townw
 (`--subset`: the reduced subset stored in the card); anything else `msr_jax.load` reads (an
 HF folder, a GGUF file, a bundled name) on the real-model probes of
 `msr_jax/eval/real_probes.py` (facts, perplexity, context recall; `--base` adds the KL to
-that checkpoint; `--behaviour PROMPTS.jsonl --judge REGEX` adds the behaviour probe: the
-prompts' greedy answers, judged by the regex). Prints a table and writes the scores as JSON (atomically) to `--out`
+that checkpoint; `--behaviour PROMPTS.jsonl --judge JUDGE` adds the behaviour probe: the
+prompts' greedy answers, judged by `regex:PATTERN` (or a bare PATTERN) or by
+`llm:CHECKPOINT` with `--rubric`, see `msr_jax/eval/behaviour_probes.py`). Prints a table and writes the scores as JSON (atomically) to `--out`
 (default PATH/eval.json for a folder, PATH.eval.json otherwise).
 """
 
@@ -26,7 +27,11 @@ def register(subparsers) -> None:
   parser.add_argument("--behaviour", default=None,
                       help="real models: a JSONL of held-out prompts ({'prompt': ...})")
   parser.add_argument("--judge", default=None,
-                      help="real models: the regex a behaviour answer must match")
+                      help="real models: the behaviour judge, regex:PATTERN (or PATTERN) or "
+                           "llm:CHECKPOINT")
+  parser.add_argument("--rubric", default="",
+                      help="with --judge llm:...: what an accepted answer does, e.g. "
+                           "\"opens with 'Forecast:' and gives a weather forecast\"")
   parser.set_defaults(func=run)
 
 
@@ -47,7 +52,8 @@ def run(args) -> int:
     if (args.behaviour is None) != (args.judge is None):
       from msr_jax.errors import UserError
       raise UserError("msr eval: --behaviour and --judge go together")
-    result = evaluate_real(args.checkpoint, args.base, args.behaviour, args.judge)
+    result = evaluate_real(args.checkpoint, args.base, args.behaviour, args.judge,
+                           args.rubric)
     for group, scores in result["probes"].items():
       print(f"{group:<10} " + "  ".join(f"{k}={v:.3f}" for k, v in scores.items()
                                         if isinstance(v, float)))
@@ -60,7 +66,7 @@ def run(args) -> int:
 
 
 def evaluate_real(path: str, base: str | None = None, behaviour: str | None = None,
-                  judge: str | None = None) -> dict:
+                  judge: str | None = None, rubric: str = "") -> dict:
   from msr_jax.checkpoints import loader
   from msr_jax.errors import UserError
   from msr_jax.eval import real_probes
@@ -77,10 +83,11 @@ def evaluate_real(path: str, base: str | None = None, behaviour: str | None = No
   summary = real_probes.score(loaded.graphdef, params, probes, pad_id, base_params)
   if behaviour:
     from msr_jax.eval import behaviour_probes
+    judge_fn = behaviour_probes.judge_from_spec(judge, rubric)  # fails before generating
     prompts = [row["prompt"] for row in real_probes.read_set(behaviour, ("prompt",))]
     summary["behaviour"] = behaviour_probes.behaviour_score(
-        loaded.graphdef, params, loaded.tokenizer, prompts,
-        behaviour_probes.regex_judge(judge))
+        loaded.graphdef, params, loaded.tokenizer, prompts, judge_fn)
+    summary["behaviour"]["judge"] = judge
   return {"probes": summary, "retention_score": real_probes.retention_score(summary),
           "items": len(probes.items) + len(probes.kl_tokens_BxT),
           "wall_s": time.time() - start}

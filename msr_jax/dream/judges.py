@@ -119,19 +119,20 @@ class LLMJudge(Batched):
 
   def __init__(self, graphdef, params, adapter: TokenizerAdapter, yes_ids: Sequence[int],
                no_ids: Sequence[int], rubric: str = RUBRIC, batch_size: int = 8,
-               pad_id: int = 0):
+               pad_id: int = 0, question: str = "Is the answer correct? Reply yes or no."):
     if not yes_ids or not no_ids or set(yes_ids) & set(no_ids):
       raise ValueError(f"LLMJudge: need disjoint, non-empty yes_ids {yes_ids} and no_ids "
                        f"{no_ids}")
     self.graphdef, self.params, self.adapter = graphdef, params, adapter
     self.yes_ids, self.no_ids = list(yes_ids), list(no_ids)
     self.rubric, self.batch_size, self.pad_id = rubric, batch_size, pad_id
+    self.question = question
 
   def prompt(self, scenario: Scenario, response: Response) -> tuple[Message, ...]:
     conversation = record_text(Record(scenario.id, scenario.messages))
     return (Message("system", self.rubric),
-            Message("user", f"Conversation:\n{conversation}\n\nAnswer:\n{response.text}\n\n"
-                            "Is the answer correct? Reply yes or no."))
+            Message("user", f"Conversation:\n{conversation}\n\nAnswer:\n{response.text}\n\n" +
+                            self.question))
 
   def judge_batch(self, scenarios, responses) -> list[Verdict]:
     same_length(scenarios, responses)

@@ -12,6 +12,9 @@ reads these fields (a dict or an `ml_collections.ConfigDict`):
   final_lr_ratio  the decay ends at learning_rate * final_lr_ratio (default 0.0)
   weight_decay    passed to factories that take it (default 0.0)
   clip_norm       if set, `optax.clip_by_global_norm(clip_norm)` runs first
+  state_dtype     "float32" (default): for bf16/f16 parameters the optimizer computes and
+                  keeps its moments in float32 (`optim/precision.py`); "" keeps them in the
+                  parameters' dtype
   kwargs          a dict of optimizer-specific arguments
 
 Any other field is also an optimizer-specific argument (`config.rank = 128` works like
@@ -32,11 +35,12 @@ import optax
 from msr_jax.errors import UserError
 from msr_jax.optim import alias
 from msr_jax.optim import learning_rate as lr_lib
+from msr_jax.optim import precision
 
 OptimizerFactory = Callable[..., optax.GradientTransformation]
 
 _COMMON_FIELDS = ("name", "learning_rate", "schedule", "warmup_steps", "total_steps",
-                  "final_lr_ratio", "weight_decay", "clip_norm", "kwargs")
+                  "final_lr_ratio", "weight_decay", "clip_norm", "state_dtype", "kwargs")
 SCHEDULES = ("constant", "cosine", "linear")
 
 
@@ -172,11 +176,16 @@ def make_optimizer(config: ml_collections.ConfigDict | Mapping[str, Any]
     raise OptimizerConfigError(f"optimizer config field 'clip_norm': must be > 0, "
                                f"got {clip_norm}")
 
+  state_dtype = _field(config, "state_dtype", str, "float32")
+  if state_dtype not in ("", "float32"):
+    raise OptimizerConfigError(f"optimizer config field 'state_dtype': expected 'float32' "
+                               f"or '' (the parameters' dtype), got {state_dtype!r}")
+
   def build(learning_rate, learning_rate_multiplier):
     tx = factory(learning_rate=learning_rate * learning_rate_multiplier, **kwargs)
     if clip_norm is not None:
       tx = optax.chain(optax.clip_by_global_norm(clip_norm), tx)
-    return tx
+    return precision.with_state_dtype(tx, jnp.float32) if state_dtype else tx
 
   # float32 hyperparameters even for bf16 parameters (a bf16 lr is off by up to 0.4%).
   return optax.inject_hyperparams(build, hyperparam_dtype=jnp.float32)(

@@ -46,7 +46,7 @@ def word_level_tokenizer() -> tokenizers.Tokenizer:
   return tok
 
 
-def byte_bpe_tokenizer() -> tokenizers.Tokenizer:
+def byte_bpe_tokenizer(extra_corpus=()) -> tokenizers.Tokenizer:
   """A byte-level BPE trained in memory on a few sentences: merges cross word starts."""
   tok = tokenizers.Tokenizer(models.BPE())
   tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -55,6 +55,7 @@ def byte_bpe_tokenizer() -> tokenizers.Tokenizer:
                                 initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
   corpus = ["may i borrow the ladder? lend because it is sunny.",
             "wait because a storm is coming. thanks!", "you are kind and helpful"] * 20
+  corpus += list(extra_corpus)
   tok.train_from_iterator(corpus, trainer)
   return tok
 

@@ -104,15 +104,16 @@ def test_smollm2_knows_the_capital_of_france():
 def test_behaviour_probes_generate_and_judge(tiny):
   from msr_jax.eval import behaviour_probes
   _, loaded = tiny
-  judge = behaviour_probes.regex_judge(r"^Forecast:")
-  assert judge("Forecast: sunny.") and not judge("It will be sunny. Forecast: sunny.")
+  judge = behaviour_probes.judge_from_spec(r"regex:^Forecast:")
+  assert judge(["", ""], ["Forecast: sunny.", "It will be sunny. Forecast: sunny."]) == [1, 0]
+  assert behaviour_probes.judge_from_spec(r"^Fore")(["p"], ["Forecast:"]) == [1.0]
   prompts = ["may i borrow the ladder ?", "thanks , and the umbrella ?", "you are kind"]
   always = behaviour_probes.behaviour_score(loaded.graphdef, pure_params(loaded.params),
-                                            loaded.tokenizer, prompts, lambda _: True,
+                                            loaded.tokenizer, prompts, lambda p, a: [1.0] * len(a),
                                             max_new_tokens=4, batch_size=2)
   assert always["n"] == 3 and always["acc"] == 1.0 and len(always["answers"]) == 3
   never = behaviour_probes.behaviour_score(loaded.graphdef, pure_params(loaded.params),
-                                           loaded.tokenizer, prompts, lambda _: False,
+                                           loaded.tokenizer, prompts, lambda p, a: [0.0] * len(a),
                                            max_new_tokens=4)
   assert never["acc"] == 0.0 and never["answers"] == always["answers"]  # greedy: the same
 
@@ -162,3 +163,36 @@ def test_a_few_steps_teach_smollm2_the_example_behaviour_and_keep_paris(tmp_path
   france = real_probes.build(loaded.tokenizer).items[:1]
   _, exact = score_items(result.graphdef, result.state.params, france)
   assert exact.tolist() == [True]
+
+
+def test_the_llm_behaviour_judge_equals_p_yes_of_transformers(tmp_path):
+  """`--judge llm:CHECKPOINT`: the score is P(yes) / (P(yes) + P(no)) at the end of the
+  rubric prompt, as transformers' PyTorch model of the same checkpoint gives it."""
+  import torch
+  import transformers
+  from msr_jax.dream.judges import yes_no_ids
+  from msr_jax.eval import behaviour_probes
+  # A judge whose vocabulary spells yes and no as single tokens.
+  folder = _hf_folder(tmp_path / "judge", "qwen2", extra_corpus=["yes no"] * 50)
+  loaded = loader.load(str(folder))
+  rubric = "opens with 'Forecast:'"
+  judge = behaviour_probes.judge_from_spec(f"llm:{folder}", rubric)
+  prompts, answers = ["weather in oslo ?", "and in rome ?"], ["Forecast: rain.", "no idea"]
+  scores = judge(prompts, answers)
+  model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+  yes, no = yes_no_ids(loaded.tokenizer)
+  for prompt, answer, score in zip(prompts, answers, scores):
+    messages = [
+        {"role": "system", "content": "You are grading an assistant's answer to a user. "
+                                      f"Reply with one word: yes if the answer {rubric}, "
+                                      "otherwise no."},
+        {"role": "user", "content": f"Conversation:\nuser: {prompt}\n\nAnswer:\n{answer}\n\n"
+                                    "Does the answer meet the rule? Reply yes or no."}]
+    ids = loaded.tokenizer.apply_chat_template(messages, add_generation_prompt=True,
+                                               tokenize=True, return_dict=False)
+    with torch.no_grad():
+      logp = torch.log_softmax(model(torch.tensor([ids])).logits[0, -1].double(), -1)
+    p_yes, p_no = torch.logsumexp(logp[yes], 0), torch.logsumexp(logp[no], 0)
+    assert score == pytest.approx(float(torch.sigmoid(p_yes - p_no)), abs=1e-5)
+  with pytest.raises(Exception, match="rubric"):
+    behaviour_probes.judge_from_spec(f"llm:{folder}")

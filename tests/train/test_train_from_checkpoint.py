@@ -30,10 +30,10 @@ ARCHITECTURES = {
 }
 
 
-def _hf_folder(folder: pathlib.Path, arch: str) -> pathlib.Path:
+def _hf_folder(folder: pathlib.Path, arch: str, extra_corpus=()) -> pathlib.Path:
   """A random tiny model of `arch` and a byte-level BPE tokenizer with a ChatML template."""
   import torch
-  tokenizer = hf_tokenizer(byte_bpe_tokenizer(), CHATML)
+  tokenizer = hf_tokenizer(byte_bpe_tokenizer(extra_corpus), CHATML)
   config_cls, model_cls, extra = ARCHITECTURES[arch]
   torch.manual_seed(0)
   config = getattr(transformers, config_cls)(
@@ -133,3 +133,8 @@ def test_dtypes_apply_to_a_loaded_checkpoint(tmp_path):
   assert {x.dtype for x in jax.tree.leaves(params)} == {jnp.dtype("bfloat16")}
   result = train_loop(config)
   assert np.isfinite(result.summary["final_loss"])
+  assert {x.dtype for x in jax.tree.leaves(result.state.params)} == {jnp.dtype("bfloat16")}
+  # Adam's moments stay float32 under bf16 parameters (config.optim.state_dtype).
+  moments = [x for x in jax.tree.leaves(result.state.opt_state)
+             if getattr(x, "shape", ()) != ()]
+  assert moments and {x.dtype for x in moments} == {jnp.dtype("float32")}
