@@ -4,7 +4,7 @@ On this CPU, XLA computes the weight gradient of a dot batched over (B, T) throu
 transposed copy of the output gradient; over (B*T) x D it does not. This prints, on the
 Townworld pre-training step (its config, packed stage-2 batches, every core):
   - a SwiGLU MLP's forward and backward at the step's shapes, batched against flat;
-  - the whole step with the projections batched (`nnx.Linear` everywhere, as before),
+  - the whole step with the projections batched (`layers.Linear` everywhere, as before),
     with v, o and the MLP flat (the model's choice), and with every projection flat;
     each as milliseconds per step (median of interleaved repeats), its speed-up over
     batched, and whether its parameters after the timed steps are bit-identical to
@@ -33,7 +33,7 @@ from configs.townworld import get_config  # noqa: E402
 from msr_jax.data.batch import packed_batch
 from msr_jax.train.state import init_state
 from msr_jax.model import Decoder  # noqa: E402
-from msr_jax.model.layers import FlatLinear  # noqa: E402
+from msr_jax.model.layers import FlatLinear, Linear  # noqa: E402
 from msr_jax.world import pretrain, tokenizer  # noqa: E402
 from msr_jax.world.world import World  # noqa: E402
 
@@ -51,7 +51,7 @@ def _model(config, flat: tuple[str, ...]) -> Decoder:
   for path, module in nnx.iter_modules(model):
     if isinstance(module, nnx.Linear) and path:
       # FlatLinear adds no state to nnx.Linear: the class alone decides the dot's form.
-      module.__class__ = FlatLinear if path[-1] in flat else nnx.Linear
+      module.__class__ = FlatLinear if path[-1] in flat else Linear
   return model
 
 

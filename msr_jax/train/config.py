@@ -12,6 +12,7 @@ from __future__ import annotations
 import ml_collections
 
 from msr_jax.data.config import get_data_config
+from msr_jax.model.lora import DEFAULT_TARGETS
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -54,6 +55,16 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.micro_batches = 1         # gradient accumulation (scan inside the step)
   config.train.prefill_chunk = 1024      # prefill long contexts this many tokens at a time (0: at once)
   config.train.monitor_drift = True
+  # A regex over parameter paths ("layers.0.mlp.up_proj.kernel"): only these train, the
+  # rest is frozen (no gradient, no optimizer state). "": everything, or with LoRA on,
+  # the adapters alone (msr_jax/train/trainable.py).
+  config.train.trainable = ""
+
+  # LoRA (msr_jax/model/lora.py, Flax NNX's nnx.LoRA): an adapter of `rank` on every
+  # projection whose path matches `targets`; alpha 0 means alpha = rank (scale 1).
+  # rank 0: off. `msr export` merges the adapters into the weights.
+  config.lora = ml_collections.ConfigDict({"rank": 0, "alpha": 0.0,
+                                           "targets": DEFAULT_TARGETS})
 
   config.checkpoint = ml_collections.ConfigDict({"every": 100, "keep": 3})
 

@@ -17,6 +17,7 @@ import os
 from msr_jax import optim
 from msr_jax.checkpoints.orbax_state import StateCheckpointer
 from msr_jax.errors import UserError
+from msr_jax.model import lora
 from msr_jax.train import run_folder, setup
 from msr_jax.train.state import init_state, pure_params
 
@@ -37,7 +38,8 @@ class Trained:
 
 
 def restore_run(run_dir: str, step: int | None = None) -> Trained:
-  """The parameters of a `msr train` run folder at `step` (default: its newest)."""
+  """The parameters of a `msr train` run folder at `step` (default: its newest), with any
+  LoRA adapters merged into the weights."""
   path = os.path.join(run_dir, run_folder.CONFIG_FILE)
   if not os.path.exists(path):
     raise ExportError(f"{path}: missing; is {run_dir} a training run folder?")
@@ -63,15 +65,18 @@ def restore_run(run_dir: str, step: int | None = None) -> Trained:
       model_config, graphdef, params = setup.build_model(config.model, vocab_size,
                                                          int(config.seed))
       tokenizer = setup.named_tokenizer(config.data.tokenizer)
+    graphdef, params, trainable = setup.adapt_model(config, graphdef, params)
     tx = optim.make_optimizer(config.optim)
-    state = init_state(params, tx, seed=int(config.seed))
+    state = init_state(params, tx, seed=int(config.seed), trainable=trainable)
     target = {"train": state}
     if int(config.guard.every) > 0:
       target["good"] = (state.params, state.opt_state)
     restored, _ = checkpointer.restore(step, target)
   finally:
     checkpointer.close()
-  return Trained(model_config, graphdef, restored["train"].params, tokenizer, step)
+  # LoRA adapters folded into the weights: the export is the base architecture.
+  graphdef, params = lora.merge_lora(graphdef, restored["train"].params)
+  return Trained(model_config, graphdef, params, tokenizer, step)
 
 
 def load_checkpoint(path: str) -> Trained:

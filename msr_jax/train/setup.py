@@ -252,6 +252,30 @@ def load_checkpoint(model_config_dict):
           loaded.tokenizer)
 
 
+def adapt_model(config, graphdef, params):
+  """(graphdef, params, trainable paths): LoRA attached as config.lora says (rank 0: none;
+  a model that has adapters already keeps them, as a resumed or continued run's does),
+  and the paths config.train.trainable chooses ("" with LoRA: the adapters alone)."""
+  from msr_jax.model import lora
+  from msr_jax.train import trainable
+  spec = config.get("lora", None)
+  rank = int(spec.rank) if spec is not None else 0
+  if rank < 0:
+    raise ConfigError(f"config.lora.rank: must be >= 0, got {rank}")
+  if rank and not lora.has_lora(graphdef, params):
+    try:
+      graphdef, params = lora.add_lora(
+          graphdef, params, lora.LoRASpec(rank, float(spec.alpha), spec.targets),
+          seed=int(config.seed))
+    except ValueError as e:
+      raise ConfigError(f"config.lora: {e}") from None
+  pattern = config.train.get("trainable", "") or (lora.LORA_PARAMS if rank else "")
+  try:
+    return graphdef, params, trainable.select(params, pattern)
+  except ValueError as e:
+    raise ConfigError(str(e)) from None
+
+
 def build_model(model_config_dict, vocab_size: int, seed: int):
   """(ModelConfig, graphdef, params as a pure dict): the checkpoint, or a random init."""
   m = model_config_dict

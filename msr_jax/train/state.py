@@ -16,6 +16,8 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from msr_jax.train import trainable as trainable_lib
+
 
 class TrainState(NamedTuple):
   step: jnp.ndarray          # int32 scalar: updates attempted
@@ -33,13 +35,16 @@ def pure_params(params) -> dict:
   return params
 
 
-def init_state(params, tx: optax.GradientTransformation, seed: int = 0) -> TrainState:
+def init_state(params, tx: optax.GradientTransformation, seed: int = 0,
+               trainable: tuple[str, ...] | None = None) -> TrainState:
   """A fresh state. The parameters are copied twice (training copy and reference): the
   jitted step donates its state, which must free neither the caller's arrays nor the
-  reference weights."""
+  reference weights. The optimizer state covers the `trainable` paths only (None: all;
+  `train/trainable.py`)."""
   params = pure_params(params)
   ref = jax.tree_util.tree_map(jnp.array, params)
   params = jax.tree_util.tree_map(jnp.array, params)
-  return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
+  opt_state = tx.init(trainable_lib.take(params, trainable))
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=opt_state,
                     rng=jax.random.key_data(jax.random.key(seed)), ref_params=ref,
                     num_skipped=jnp.zeros((), jnp.int32))

@@ -24,6 +24,7 @@ from msr_jax import optim
 from msr_jax.model.config import ModelConfig
 from msr_jax.model.sharding import DATA, tree_shardings
 from msr_jax.train import drift
+from msr_jax.train import trainable as trainable_lib
 from msr_jax.train.batch import Batch
 from msr_jax.train.objectives import MODES, loss_sums
 from msr_jax.train.state import TrainState
@@ -44,26 +45,35 @@ def _learning_rate(opt_state):
 
 def make_train_step(graphdef, model_config: ModelConfig, tx: optax.GradientTransformation,
                     mode: str = "context_frozen", micro_batches: int = 1,
-                    prefill_chunk: int = 0, monitor_drift: bool = True) -> Callable:
-  """Returns the (unjitted) step function; see `jit_train_step`."""
+                    prefill_chunk: int = 0, monitor_drift: bool = True,
+                    trainable: tuple[str, ...] | None = None) -> Callable:
+  """Returns the (unjitted) step function; see `jit_train_step`.
+
+  `trainable`: the parameter paths that train (`train/trainable.py`; None: all). The
+  others are frozen: no gradient is computed for them and the optimizer state (built by
+  `init_state` with the same paths) covers the trainable ones only.
+  """
   if mode not in MODES:
     raise ValueError(f"train mode: unknown {mode!r}, expected one of {MODES}")
 
-  def sums_and_grads(params, batch: Batch):
+  def sums_and_grads(full_of, params, batch: Batch):
     def objective(p):
-      total, weight = loss_sums(mode, graphdef, p, batch, model_config, prefill_chunk)
+      total, weight = loss_sums(mode, graphdef, full_of(p), batch, model_config,
+                                prefill_chunk)
       return total, weight
     (total, weight), grads = jax.value_and_grad(objective, has_aux=True)(params)
     return total, weight, grads
 
-  def accumulate(params, batch: Batch):
-    """(loss sum, weight sum, gradient of the weighted mean loss)."""
+  def accumulate(full_of, params, batch: Batch):
+    """(loss sum, weight sum, gradient of the weighted mean loss) w.r.t. `params`, the
+    trainable leaves; `full_of(params)` is the whole tree the model runs on."""
     if micro_batches == 1:
       # The gradient of the mean itself, rounded as `jax.grad` of the plain mean loss
       # rounds it (dividing the summed gradient afterwards differs in the last bit), so
       # pre-training on this step rebuilds the base checkpoint bit for bit.
       def mean(p):
-        total, weight = loss_sums(mode, graphdef, p, batch, model_config, prefill_chunk)
+        total, weight = loss_sums(mode, graphdef, full_of(p), batch, model_config,
+                                  prefill_chunk)
         return total / _denominator(weight), (total, weight)
       (_, (total, weight)), grads = jax.value_and_grad(mean, has_aux=True)(params)
       return total, weight, grads
@@ -71,7 +81,7 @@ def make_train_step(graphdef, model_config: ModelConfig, tx: optax.GradientTrans
     init = (jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32), zeros)
 
     def body(carry, micro: Batch):
-      total, weight, grads = sums_and_grads(params, micro)
+      total, weight, grads = sums_and_grads(full_of, params, micro)
       acc_total, acc_weight, acc_grads = carry
       acc_grads = jax.tree_util.tree_map(lambda a, g: a + g.astype(jnp.float32),
                                          acc_grads, grads)
@@ -84,15 +94,17 @@ def make_train_step(graphdef, model_config: ModelConfig, tx: optax.GradientTrans
     return total, weight, grads
 
   def step(state: TrainState, batch: Batch):
-    total, weight, grads = accumulate(state.params, batch)
+    train_params = trainable_lib.take(state.params, trainable)
+    full_of = lambda p: trainable_lib.put(state.params, p, trainable)
+    total, weight, grads = accumulate(full_of, train_params, batch)
     loss = total / _denominator(weight)
     grad_norm = optax.tree.norm(grads)
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
     # A non-finite gradient makes a non-finite update, discarded below. (Zeroing the
     # gradients first changes how XLA fuses the backward pass, and so its rounding: the
     # pre-training stages would no longer rebuild the base checkpoint bit for bit.)
-    updates, new_opt_state = tx.update(grads, state.opt_state, state.params)
-    new_params = optax.apply_updates(state.params, updates)
+    updates, new_opt_state = tx.update(grads, state.opt_state, train_params)
+    new_params = full_of(optax.apply_updates(train_params, updates))
     keep = lambda new, old: jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o),
                                                    new, old)
     new_params = keep(new_params, state.params)
