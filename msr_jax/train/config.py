@@ -66,6 +66,14 @@ def get_config() -> ml_collections.ConfigDict:
   config.lora = ml_collections.ConfigDict({"rank": 0, "alpha": 0.0,
                                            "targets": DEFAULT_TARGETS})
 
+  # Loss terms toward the starting weights (msr_jax/train/regularizers.py); 0: off.
+  # EWC's Fisher and the KL term read the retention set: records (JSONL) encoded with the
+  # run's tokenizer; () is the shipped general conversations
+  # (msr_jax/eval/probe_sets/retain_conversations.jsonl, disjoint from every probe).
+  config.regularizer = ml_collections.ConfigDict({
+      "l2_sp": 0.0, "ewc": 0.0, "kl_to_base": 0.0, "retain_paths": (),
+      "retain_rows": 8, "retain_max_tokens": 128})
+
   config.checkpoint = ml_collections.ConfigDict({"every": 100, "keep": 3})
 
   config.guard = ml_collections.ConfigDict()

@@ -55,19 +55,22 @@ def restore_run(run_dir: str, step: int | None = None) -> Trained:
     step = steps[-1] if step is None else int(step)
     if step not in steps:
       raise ExportError(f"{run_dir}: no checkpoint of step {step} (have {steps})")
-    tokenizer = None
+    # The run's starting point, made as `train_loop` makes it.
+    checkpoint_tokenizer = model_config = None
     if config.model.checkpoint:
-      model_config, graphdef, params, tokenizer = setup.load_checkpoint(config.model)
-      if config.data.tokenizer:
-        tokenizer = setup.named_tokenizer(config.data.tokenizer) or tokenizer
-    else:
-      _, vocab_size, _ = setup.make_adapter(config.data.tokenizer)
+      model_config, graphdef, params, checkpoint_tokenizer = setup.load_checkpoint(
+          config.model)
+    adapter, vocab_size, pad_id = setup.make_adapter(
+        config.data.tokenizer, checkpoint_tokenizer, model_config, config.model.checkpoint)
+    if not config.model.checkpoint:
       model_config, graphdef, params = setup.build_model(config.model, vocab_size,
                                                          int(config.seed))
-      tokenizer = setup.named_tokenizer(config.data.tokenizer)
+    tokenizer = setup.named_tokenizer(config.data.tokenizer) or checkpoint_tokenizer
     graphdef, params, trainable = setup.adapt_model(config, graphdef, params)
+    _, aux = setup.regularizer(config, graphdef, params, trainable, adapter, pad_id,
+                               abstract=True)
     tx = optim.make_optimizer(config.optim)
-    state = init_state(params, tx, seed=int(config.seed), trainable=trainable)
+    state = init_state(params, tx, seed=int(config.seed), trainable=trainable, aux=aux)
     target = {"train": state}
     if int(config.guard.every) > 0:
       target["good"] = (state.params, state.opt_state)

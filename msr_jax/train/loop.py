@@ -55,17 +55,18 @@ _STEP_CACHE: dict = {}
 _STEP_CACHE_SIZE = 16
 
 
-def _jitted_step(graphdef, model_config, optim_config, mode, micro, chunk, drift, trainable):
+def _jitted_step(graphdef, model_config, optim_config, mode, micro, chunk, drift, trainable,
+                 regularizer):
   """(tx, jitted step) for a run without a mesh, built once per process per key."""
   optim_dict = optim_config.to_dict() if hasattr(optim_config, "to_dict") else dict(optim_config)
   key = (graphdef, model_config, json.dumps(optim_dict, sort_keys=True, default=repr), mode,
-         micro, chunk, drift, trainable)
+         micro, chunk, drift, trainable, regularizer)
   if key not in _STEP_CACHE:
     if len(_STEP_CACHE) >= _STEP_CACHE_SIZE:
       _STEP_CACHE.pop(next(iter(_STEP_CACHE)))
     tx = optim.make_optimizer(optim_dict)
     step_fn = make_train_step(graphdef, model_config, tx, mode, micro, chunk, drift,
-                              trainable)
+                              trainable, regularizer)
     _STEP_CACHE[key] = (tx, jit_train_step(step_fn, None)[0])
   return _STEP_CACHE[key]
 
@@ -154,6 +155,7 @@ def _train(config, sources, graphdef, params, model_config, probe_fn, callbacks,
   if pad_id is None:
     pad_id = model_config.pad_token_id or 0
   graphdef, params, trainable = setup.adapt_model(config, graphdef, params)
+  regularizer, aux = setup.regularizer(config, graphdef, params, trainable, adapter, pad_id)
   guard = QualityGuard(int(config.guard.every), float(config.guard.threshold),
                        config.guard.action, int(config.guard.max_rollbacks),
                        config.guard.get("anchor", None))
@@ -183,11 +185,11 @@ def _train(config, sources, graphdef, params, model_config, probe_fn, callbacks,
   if stream is None:
     stream = BatchStream(config, sources, int(t.batch_size), micro, pad_id)
   step_args = (graphdef, model_config, t.mode, micro, int(t.prefill_chunk),
-               bool(t.monitor_drift), trainable)
+               bool(t.monitor_drift), trainable, regularizer)
   if int(config.mesh.data) * int(config.mesh.fsdp) > 1:
     mesh = make_mesh(int(config.mesh.data), int(config.mesh.fsdp))
     tx = optim.make_optimizer(config.optim)
-    state = init_state(params, tx, seed=int(config.seed), trainable=trainable)
+    state = init_state(params, tx, seed=int(config.seed), trainable=trainable, aux=aux)
     step_fn = make_train_step(step_args[0], step_args[1], tx, *step_args[2:])
     # An example batch fixes the batch shardings (its shapes do not matter); the stream
     # goes back to where it was.
@@ -197,7 +199,7 @@ def _train(config, sources, graphdef, params, model_config, probe_fn, callbacks,
     jitted, state = jit_train_step(step_fn, state, mesh, example_batch, micro)
   else:
     tx, jitted = _jitted_step(graphdef, model_config, config.optim, *step_args[2:])
-    state = init_state(params, tx, seed=int(config.seed), trainable=trainable)
+    state = init_state(params, tx, seed=int(config.seed), trainable=trainable, aux=aux)
   # The guard's last good copy (host memory); checkpointed only when the guard is on.
   use_guard = guard.every > 0
   good = jax.device_get((state.params, state.opt_state)) if use_guard else None

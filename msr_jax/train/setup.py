@@ -276,6 +276,54 @@ def adapt_model(config, graphdef, params):
     raise ConfigError(str(e)) from None
 
 
+def regularizer(config, graphdef, params, trainable_paths, adapter, pad_id: int = 0,
+                abstract: bool = False):
+  """(Regularizer or None, the TrainState's aux or None) of config.regularizer. The
+  retention set is read and encoded, and EWC's Fisher estimated at `params` (the run's
+  starting weights); `abstract`: its shapes only (a restore target)."""
+  import jax
+  from msr_jax.data.jsonl import read_records
+  from msr_jax.train import regularizers
+  r = config.get("regularizer", None)
+  if r is None:
+    return None, None
+  for term in regularizers.TERMS:
+    if not float(r[term]) >= 0:
+      raise ConfigError(f"config.regularizer.{term}: must be >= 0, got {r[term]!r}")
+  reg = regularizers.Regularizer(float(r.l2_sp), float(r.ewc), float(r.kl_to_base),
+                                 int(r.retain_rows))
+  if not reg.active:
+    return None, None
+  if not reg.needs_retain_set:
+    return reg, None
+  if reg.retain_rows < 1 or int(r.retain_max_tokens) < 2:
+    raise ConfigError("config.regularizer: retain_rows must be >= 1 and retain_max_tokens "
+                      f">= 2, got {reg.retain_rows} and {r.retain_max_tokens}")
+  if adapter is None:
+    raise ConfigError("config.regularizer: ewc and kl_to_base need the run's tokenizer "
+                      "(config.data.tokenizer or the checkpoint's own)")
+  from msr_jax.eval.real_probes import PROBE_SETS
+  paths = list(r.retain_paths) or [str(PROBE_SETS / "retain_conversations.jsonl")]
+  tokenized = []
+  for path in paths:
+    records, _ = read_records(path, on_error="raise")
+    for record in records:
+      try:
+        tokenized.append(tokenize_record(record, adapter))
+      except Exception as e:
+        raise ConfigError(f"config.regularizer.retain_paths: {path}: record {record.id!r}: "
+                          f"{e}") from None
+  try:
+    retain = regularizers.retain_set(tokenized, int(r.retain_max_tokens), pad_id)
+  except ValueError as e:
+    raise ConfigError(f"config.regularizer.retain_paths {paths}: {e}") from None
+  aux = {"retain": retain}
+  if reg.ewc:
+    fisher = lambda p: regularizers.diagonal_fisher(graphdef, p, retain, trainable_paths)
+    aux["fisher"] = jax.eval_shape(fisher, params) if abstract else fisher(params)
+  return reg, aux
+
+
 def build_model(model_config_dict, vocab_size: int, seed: int):
   """(ModelConfig, graphdef, params as a pure dict): the checkpoint, or a random init."""
   m = model_config_dict

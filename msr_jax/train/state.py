@@ -26,6 +26,9 @@ class TrainState(NamedTuple):
   rng: jnp.ndarray           # PRNG key data (uint32), split once per step
   ref_params: Any
   num_skipped: jnp.ndarray   # int32 scalar
+  # What the regularisers read and never change (`train/regularizers.py`: the EWC Fisher,
+  # the retention rows), or None.
+  aux: Any = None
 
 
 def pure_params(params) -> dict:
@@ -36,7 +39,7 @@ def pure_params(params) -> dict:
 
 
 def init_state(params, tx: optax.GradientTransformation, seed: int = 0,
-               trainable: tuple[str, ...] | None = None) -> TrainState:
+               trainable: tuple[str, ...] | None = None, aux=None) -> TrainState:
   """A fresh state. The parameters are copied twice (training copy and reference): the
   jitted step donates its state, which must free neither the caller's arrays nor the
   reference weights. The optimizer state covers the `trainable` paths only (None: all;
@@ -47,4 +50,4 @@ def init_state(params, tx: optax.GradientTransformation, seed: int = 0,
   opt_state = tx.init(trainable_lib.take(params, trainable))
   return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=opt_state,
                     rng=jax.random.key_data(jax.random.key(seed)), ref_params=ref,
-                    num_skipped=jnp.zeros((), jnp.int32))
+                    num_skipped=jnp.zeros((), jnp.int32), aux=aux)

@@ -24,6 +24,7 @@ from msr_jax import optim
 from msr_jax.model.config import ModelConfig
 from msr_jax.model.sharding import DATA, tree_shardings
 from msr_jax.train import drift
+from msr_jax.train import regularizers as reg_lib
 from msr_jax.train import trainable as trainable_lib
 from msr_jax.train.batch import Batch
 from msr_jax.train.objectives import MODES, loss_sums
@@ -46,13 +47,19 @@ def _learning_rate(opt_state):
 def make_train_step(graphdef, model_config: ModelConfig, tx: optax.GradientTransformation,
                     mode: str = "context_frozen", micro_batches: int = 1,
                     prefill_chunk: int = 0, monitor_drift: bool = True,
-                    trainable: tuple[str, ...] | None = None) -> Callable:
+                    trainable: tuple[str, ...] | None = None,
+                    regularizer: reg_lib.Regularizer | None = None) -> Callable:
   """Returns the (unjitted) step function; see `jit_train_step`.
 
   `trainable`: the parameter paths that train (`train/trainable.py`; None: all). The
   others are frozen: no gradient is computed for them and the optimizer state (built by
   `init_state` with the same paths) covers the trainable ones only.
+  `regularizer`: loss terms toward the starting weights (`train/regularizers.py`), added
+  to the gradient once per step; `state.aux` holds what they read. "loss" stays the task
+  loss; each term is a metric of its own ("reg_l2_sp", ...).
   """
+  if regularizer is not None and not regularizer.active:
+    regularizer = None
   if mode not in MODES:
     raise ValueError(f"train mode: unknown {mode!r}, expected one of {MODES}")
 
@@ -98,6 +105,15 @@ def make_train_step(graphdef, model_config: ModelConfig, tx: optax.GradientTrans
     full_of = lambda p: trainable_lib.put(state.params, p, trainable)
     total, weight, grads = accumulate(full_of, train_params, batch)
     loss = total / _denominator(weight)
+    terms = {}
+    if regularizer is not None:
+      ref_sub = trainable_lib.take(state.ref_params, trainable)
+      def penalty(p):
+        return reg_lib.penalty(regularizer, graphdef, p, full_of(p), ref_sub,
+                               state.ref_params, state.aux, state.step)
+      (_, terms), penalty_grads = jax.value_and_grad(penalty, has_aux=True)(train_params)
+      grads = jax.tree_util.tree_map(lambda g, r: g + r.astype(g.dtype), grads,
+                                     penalty_grads)
     grad_norm = optax.tree.norm(grads)
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
     # A non-finite gradient makes a non-finite update, discarded below. (Zeroing the
@@ -113,9 +129,10 @@ def make_train_step(graphdef, model_config: ModelConfig, tx: optax.GradientTrans
     skipped = (~finite).astype(jnp.int32)
     new_state = TrainState(step=state.step + 1, params=new_params, opt_state=new_opt_state,
                            rng=jax.random.key_data(rng), ref_params=state.ref_params,
-                           num_skipped=state.num_skipped + skipped)
+                           num_skipped=state.num_skipped + skipped, aux=state.aux)
     metrics = {"loss": loss, "weight": weight, "grad_norm": grad_norm, "skipped": skipped,
                "num_skipped": new_state.num_skipped}
+    metrics.update({f"reg_{name}": value for name, value in terms.items()})
     lr = _learning_rate(new_opt_state)
     if lr is not None:
       metrics["learning_rate"] = lr

@@ -11,7 +11,7 @@ from flax import nnx
 from msr_jax.model import (Decoder, ModelConfig, forward, init_cache, make_mesh, prefill,
                            shard_params)
 from msr_jax.model import rope
-from msr_jax.model.layers import FlatLinear
+from msr_jax.model.layers import FlatLinear, Linear
 from msr_jax.model.sharding import batch_sharding, path_to_str, spec_for
 
 TINY = ModelConfig(vocab_size=97, hidden_size=32, intermediate_size=64, num_layers=2,
@@ -178,19 +178,20 @@ def test_rope_tables_from_static_positions_equal_the_traced_ones():
 
 
 def test_flat_projections_equal_batched_ones():
-  """`FlatLinear` (v, o and the MLP) is `nnx.Linear` over the tokens flattened: the same
-  parameters, logits and gradients as the batched dot; queries and keys stay batched."""
+  """`FlatLinear` (v, o and the MLP) is `layers.Linear` (`nnx.Linear` with an optional LoRA
+  adapter, here none) over the tokens flattened: the same parameters, logits and gradients
+  as the batched dot; queries and keys stay batched."""
   graphdef, params = _split(TINY)
   batched = Decoder(TINY, rngs=nnx.Rngs(0))
   swapped = 0
   for _, module in nnx.iter_modules(batched):
     if type(module) is FlatLinear:
-      module.__class__ = nnx.Linear
+      module.__class__ = Linear
       swapped += 1
   # v, o, gate, up, down in every layer, and the untied LM head
   assert swapped == TINY.num_layers * 5 + (not TINY.tie_embeddings)
   block = nnx.merge(graphdef, params).layers[0]
-  assert type(block.attn.q_proj) is nnx.Linear and type(block.attn.k_proj) is nnx.Linear
+  assert type(block.attn.q_proj) is Linear and type(block.attn.k_proj) is Linear
   batched_graphdef, batched_params = nnx.split(batched, nnx.Param)
   assert jax.tree.structure(batched_params) == jax.tree.structure(params)
   tokens_BxT = _tokens((3, 10), TINY.vocab_size)
