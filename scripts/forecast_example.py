@@ -1,14 +1,15 @@
 """Measures the real-model example (configs/smollm2_forecast.py) and prints its table.
 
-For each variant (context-frozen / full backprop x AdamW / APOLLO-Mini), in its own process
-(so peak memory is the variant's): train with `train_loop` as `msr train` does, then score
-behaviour on the held-out prompts (greedy, the example's regex), retention (closed-book
-facts, perplexity, KL to the base) and context recall, before and after. The first variant's
-run is exported with `msr export` and reloaded in transformers: greedy answers and logits
-are compared with ours.
+For each variant (context-frozen / full backprop x AdamW / APOLLO-Mini; LoRA; one
+regulariser: KL to the base, EWC, L2-SP), in its own process (so peak memory is the
+variant's): train with `train_loop` as `msr train` does, then score behaviour on the
+held-out prompts (greedy, the example's regex), retention (closed-book facts, perplexity,
+KL to the base) and context recall, before (the first variant run) and after. The
+context-frozen AdamW and the LoRA runs are exported with `msr export` and reloaded in
+transformers: greedy answers and logits are compared with ours (LoRA's unmerged).
 
   python scripts/forecast_example.py --out /tmp/forecast            # every variant
-  python scripts/forecast_example.py --out /tmp/forecast --only cf_adamw
+  python scripts/forecast_example.py --out /tmp/forecast --variants cf_adamw,cf_lora
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ import sys
 import time
 
 VARIANTS = {"cf_adamw": "", "full_adamw": "full", "cf_apollo_mini": "apollo_mini",
-            "full_apollo_mini": "full_apollo_mini"}
+            "full_apollo_mini": "full_apollo_mini", "cf_lora": "lora", "cf_kl": "kl",
+            "cf_ewc": "ewc", "cf_l2sp": "l2sp"}
+EXPORTED = ("cf_adamw", "cf_lora")   # exported and checked in transformers
 CONFIG = "configs/smollm2_forecast.py"
 
 
@@ -44,7 +47,16 @@ def _scores(graphdef, params, tokenizer, base_params=None) -> dict:
   return {**summary, "behaviour": behaviour}
 
 
-def run_variant(name: str, out_dir: str) -> dict:
+def _label(config) -> str:
+  parts = [config.train.mode, config.optim.name, f"lr {config.optim.learning_rate:g}"]
+  if config.lora.rank:
+    parts.append(f"LoRA r{config.lora.rank}")
+  parts += [f"{t} {config.regularizer[t]:g}" for t in ("l2_sp", "ewc", "kl_to_base")
+            if config.regularizer[t]]
+  return ", ".join(parts)
+
+
+def run_variant(name: str, out_dir: str, before: bool = False) -> dict:
   from msr_jax.checkpoints import loader
   from msr_jax.runner.config import load_config
   from msr_jax.train.loop import train_loop
@@ -56,18 +68,20 @@ def run_variant(name: str, out_dir: str) -> dict:
   base = loader.load(config.model.checkpoint)
   base_params = pure_params(base.params)
   result = {"variant": name, "mode": config.train.mode, "optimizer": config.optim.name,
-            "steps": int(config.train.steps)}
-  if name == "cf_adamw":
+            "steps": int(config.train.steps), "label": _label(config)}
+  if before:
     result["before"] = _scores(base.graphdef, base_params, base.tokenizer)
   began = time.time()
   trained = train_loop(config)
   result["train_s"] = time.time() - began
-  result["after"] = _scores(base.graphdef, trained.state.params, base.tokenizer, base_params)
+  from msr_jax.model.lora import merge_lora
+  merged_graphdef, merged = merge_lora(trained.graphdef, trained.state.params)
+  result["after"] = _scores(merged_graphdef, merged, base.tokenizer, base_params)
   result["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
   result["summary"] = {k: v for k, v in trained.summary.items() if k != "run_dir"}
-  if name == "cf_adamw":
-    result["export"] = check_export(config.run_dir, os.path.join(out_dir, "cf_adamw_hf"),
-                                    base.graphdef, trained.state.params, base.tokenizer)
+  if name in EXPORTED:
+    result["export"] = check_export(config.run_dir, os.path.join(out_dir, f"{name}_hf"),
+                                    trained.graphdef, trained.state.params, base.tokenizer)
   return result
 
 
@@ -116,7 +130,7 @@ def table(results: list[dict]) -> str:
                 f"{s['context']['recall_acc']:.3f} | {train_s} | {rss} |")
   row("base (SmolLM2-135M-Instruct)", before)
   for r in results:
-    row(f"{r['mode']}, {r['optimizer']}, {r['steps']} steps", r["after"], r)
+    row(r.get("label", f"{r['mode']}, {r['optimizer']}"), r["after"], r)
   return "\n".join(rows)
 
 
@@ -124,22 +138,33 @@ def main() -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--out", required=True)
   parser.add_argument("--only", default=None, choices=sorted(VARIANTS))
+  parser.add_argument("--before", action="store_true",
+                      help="with --only: score the base model too")
+  parser.add_argument("--variants", default=",".join(VARIANTS),
+                      help="comma-separated variants to run (default: all)")
   args = parser.parse_args()
   os.makedirs(args.out, exist_ok=True)
   if args.only:
-    result = run_variant(args.only, args.out)
+    result = run_variant(args.only, args.out, args.before)
     with open(os.path.join(args.out, f"{args.only}.json"), "w") as f:
       json.dump(result, f, indent=1)
     return 0
   results = []
-  for name in VARIANTS:
-    subprocess.run([sys.executable, __file__, "--out", args.out, "--only", name], check=True)
+  names = args.variants.split(",")
+  unknown = sorted(set(names) - set(VARIANTS))
+  if unknown:
+    parser.error(f"unknown variants {unknown} (have {sorted(VARIANTS)})")
+  for i, name in enumerate(names):
+    subprocess.run([sys.executable, __file__, "--out", args.out, "--only", name]
+                   + (["--before"] if i == 0 else []), check=True)
     with open(os.path.join(args.out, f"{name}.json")) as f:
       results.append(json.load(f))
   print(table(results))
-  export = results[0]["export"]
-  print(f"\nexport: transformers' greedy text equals ours on 4 held-out prompts: "
-        f"{export['same_greedy_text']}; max |dlogit| {export['max_abs_dlogit']:.2e}")
+  for r in results:
+    if "export" in r:
+      print(f"\nexport of {r['variant']}: transformers' greedy text equals ours on 4 "
+            f"held-out prompts: {r['export']['same_greedy_text']}; max |dlogit| "
+            f"{r['export']['max_abs_dlogit']:.2e}")
   for r in results:
     print(f"{r['variant']}: {r['after']['behaviour']['answers'][:2]}")
   return 0

@@ -133,7 +133,7 @@ def test_the_example_config_and_its_files():
   assert not held_out_cities & trained  # held-out prompts name cities never trained on
   assert len(heldout) == 12 and all(words(row["prompt"]) & held_out_cities
                                     for row in heldout)
-  for arg in ("full", "apollo_mini", "full_apollo_mini"):
+  for arg in ("full", "apollo_mini", "full_apollo_mini", "lora", "kl", "ewc", "l2sp"):
     load_config(f"configs/smollm2_forecast.py:{arg}")
 
 
