@@ -120,3 +120,132 @@ def holm_adjusted(p_values: dict[str, float]) -> dict[str, float]:
     running = max(running, min(1.0, (m - rank) * p_values[key]))
     adjusted[key] = running
   return adjusted
+
+
+# --- Intervals that hold their level with few seeds and clustered items -------------------
+#
+# Seeds (training randomness) and probe items are crossed: every arm and seed is scored on
+# the same items, and items come in clusters (a grid cell, a template) that are not
+# independent. The mean over S seeds x I items varies with both: its variance is about
+#   var(seed means) / S  +  var(cluster means) / C
+# (each term also holds some of the residual noise, so the sum errs on the wide side). With
+# S = 3 a percentile bootstrap over seeds covers about 74% for a nominal 95%; a t interval
+# with Welch-Satterthwaite degrees of freedom holds the level (`scripts/stats_coverage.py`
+# measures both; `tests/runner/test_stats_levels.py` checks it).
+
+
+@dataclasses.dataclass(frozen=True)
+class TEstimate:
+  """An estimate, its standard error and degrees of freedom: the interval and the one-sided
+  p-value both come from the same t statistic, so they never disagree."""
+  estimate: float
+  se: float
+  df: float
+
+  def interval(self, level: float = 0.95) -> Interval:
+    from scipy import stats as scipy_stats
+    if self.se == 0:
+      return Interval(self.estimate, self.estimate, self.estimate, level)
+    half = float(scipy_stats.t.ppf(0.5 + level / 2, self.df)) * self.se
+    return Interval(self.estimate, self.estimate - half, self.estimate + half, level)
+
+  def p_value(self, margin: float = 0.0, direction: str = "greater") -> float:
+    """One-sided p for "estimate > margin" ("greater") or "estimate < margin" ("less")."""
+    from scipy import stats as scipy_stats
+    if direction not in ("greater", "less"):
+      raise ValueError(f"direction: expected 'greater' or 'less', got {direction!r}")
+    gap = self.estimate - margin if direction == "greater" else margin - self.estimate
+    if self.se == 0:
+      return 0.0 if gap > 0 else 1.0
+    return float(scipy_stats.t.sf(gap / self.se, self.df))
+
+
+def _cluster_ids(clusters, num_items: int) -> np.ndarray:
+  if clusters is None:
+    return np.arange(num_items)
+  ids = np.asarray(clusters)
+  if ids.shape != (num_items,):
+    raise ValueError(f"clusters: one label per item ({num_items}), got shape {ids.shape}")
+  return np.unique(ids, return_inverse=True)[1]
+
+
+def crossed_t(x_SxI, clusters=None) -> TEstimate:
+  """The mean of seeds x items scores (or of paired differences), with the standard error
+  of seeds and item clusters crossed (see above) and Welch-Satterthwaite df. `clusters`:
+  one label per item (None: every item its own cluster)."""
+  x = np.asarray(x_SxI, np.float64)
+  if x.ndim != 2 or x.size == 0:
+    raise ValueError(f"crossed_t needs a non-empty seeds x items array, got {x.shape}")
+  num_seeds, num_items = x.shape
+  ids = _cluster_ids(clusters, num_items)
+  num_clusters = int(ids.max()) + 1
+  estimate = float(x.mean())
+  parts = []  # (variance of the mean, df) per crossed factor
+  if num_seeds > 1:
+    parts.append((x.mean(axis=1).var(ddof=1) / num_seeds, num_seeds - 1))
+  if num_clusters > 1:
+    # The item-weighted mean of cluster means under cluster sampling (a ratio estimator).
+    sizes = np.bincount(ids, minlength=num_clusters).astype(np.float64)
+    means = np.bincount(ids, weights=x.mean(axis=0), minlength=num_clusters) / sizes
+    share = sizes / sizes.sum()
+    parts.append((num_clusters / (num_clusters - 1) * np.sum(share ** 2 *
+                                                              (means - estimate) ** 2),
+                  num_clusters - 1))
+  variance = sum(v for v, _ in parts)
+  if variance <= 0:
+    return TEstimate(estimate, 0.0, float("inf"))
+  df = variance ** 2 / sum(v ** 2 / d for v, d in parts if v > 0)
+  return TEstimate(estimate, float(np.sqrt(variance)), float(df))
+
+
+@dataclasses.dataclass(frozen=True)
+class Resamples:
+  """A statistic and its bootstrap replicates: the interval and the p-value both read
+  these same replicates."""
+  estimate: float
+  samples: np.ndarray
+
+  def interval(self, level: float = 0.95) -> Interval:
+    alpha = (1 - level) / 2
+    finite = np.isfinite(self.samples).all()
+    low, high = np.quantile(self.samples, [alpha, 1 - alpha],
+                            method="linear" if finite else "inverted_cdf")
+    return Interval(self.estimate, float(low), float(high), level)
+
+  def p_value(self, margin: float = 0.0, direction: str = "greater") -> float:
+    """The share of replicates on the wrong side of the margin (+1 correction)."""
+    if direction not in ("greater", "less"):
+      raise ValueError(f"direction: expected 'greater' or 'less', got {direction!r}")
+    wrong = (self.samples <= margin) if direction == "greater" else (self.samples >= margin)
+    return float((wrong.sum() + 1) / (len(self.samples) + 1))
+
+
+def cluster_bootstrap(statistic, arrays: list[np.ndarray], clusters=None,
+                      num_resamples: int = 2000, seed: int = 0) -> Resamples:
+  """`statistic(*arrays)` (each seeds x items, the same items) resampled as the data were
+  drawn: seeds, then clusters of items, then items within each drawn cluster. For
+  statistics without a t form (ratios such as the transfer ratio)."""
+  arrays = [np.asarray(a, np.float64) for a in arrays]
+  if any(a.ndim != 2 or a.shape != arrays[0].shape for a in arrays):
+    raise ValueError("cluster_bootstrap needs seeds x items arrays of one shape, got "
+                     f"{[a.shape for a in arrays]}")
+  num_seeds, num_items = arrays[0].shape
+  ids = _cluster_ids(clusters, num_items)
+  members = [np.flatnonzero(ids == c) for c in range(int(ids.max()) + 1)]
+  rng = np.random.default_rng(seed)
+  samples = np.empty(num_resamples)
+  for r in range(num_resamples):
+    s = rng.integers(0, num_seeds, num_seeds)
+    drawn = rng.integers(0, len(members), len(members))
+    items = np.concatenate([m[rng.integers(0, len(m), len(m))] for m in
+                            (members[c] for c in drawn)])
+    samples[r] = statistic(*[a[np.ix_(s, items)] for a in arrays])
+  return Resamples(float(statistic(*arrays)), samples)
+
+
+def intersection_union(p_values: dict[str, float]) -> float:
+  """The p-value of "the claim holds against every comparator" (an intersection-union
+  test: it rejects at alpha when every single comparison does, with no correction)."""
+  if not p_values:
+    raise ValueError("intersection_union: no comparisons")
+  return max(p_values.values())
