@@ -3,7 +3,9 @@ and the stress grid (`get_config(scale)`, scale "smoke" | "full").
 
   arm       the config every arm of every experiment starts from, at this scale, read by
             `msr_jax.runner.townworld_arm:run`. Its `optim`, `train` and `guard` sections
-            use the trainer's field names (msr_jax/train/config.py) and override it.
+            (and `lora`, `regularizer` where an experiment adds them) use the trainer's
+            field names (msr_jax/train/config.py) and override it; `gate` is the efficacy
+            gate on a validation split of the stage's behaviour.
   seeds     the seeds of every arm
   defences  {name: {"on": changes, "off": changes}}: the switches of P5 and the
             ablations (dotted field names of `arm`); "all" is every defence on
@@ -28,6 +30,10 @@ ARM = {
     "data": {"mixture": "diverse", "behaviour_records": 512, "replay_records": 1024,
              "replay_weight": 0.5, "regime": "note_relevant", "dream_weight": 0.3},
     "guard": {"every": 0, "threshold": 0.05, "action": "halve_lr"},
+    # The efficacy gate (msr_jax/train/gate.py): every `every` steps (0: off) the stage's
+    # behaviour is scored on `items` validation items (disjoint from every scored item);
+    # the stage stops at `target`, train.steps is the cap.
+    "gate": {"every": 0, "target": 0.8, "items": 40},
     "stress": {"bad_batch_fraction": 0.0, "bad_dream_fraction": 0.0},
     "dream": {"mode": "none", "count": 256},
     "memory": {"self_targets": False},

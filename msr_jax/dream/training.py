@@ -100,4 +100,4 @@ def train_cycle(trainer: ml_collections.ConfigDict, setup, params,
       "rollbacks": int(result.summary["num_rollbacks"]),
       "stopped_by_guard": bool(result.summary["stopped_by_guard"]),
   }
-  return result.state.params, stats
+  return result.merged()[1], stats  # LoRA adapters, where configured, merged

@@ -68,8 +68,18 @@ def has_lora(graphdef, params) -> bool:
   return any(m.lora is not None for _, m in _linears(nnx.merge(graphdef, params)))
 
 
+def _adapter_leaves(params) -> bool:
+  """Whether a pure-dict tree holds adapter factors (a look at the keys, no merge)."""
+  if isinstance(params, dict):
+    return "lora" in params or any(_adapter_leaves(v) for v in params.values())
+  return False
+
+
 def merge_lora(graphdef, params):
-  """(graphdef, params) with every adapter folded into its kernel and removed."""
+  """(graphdef, params) with every adapter folded into its kernel and removed; a model
+  without adapters comes back as given."""
+  if isinstance(params, dict) and not _adapter_leaves(params):
+    return graphdef, params
   model = nnx.merge(graphdef, params)
   for _, module in _linears(model):
     if module.lora is None:

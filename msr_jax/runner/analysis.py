@@ -23,7 +23,10 @@ Criterion kinds:
   superiority      metric of `arm` minus `baseline` in `direction`: the CI excludes 0.
   threshold        estimate >= min and CI lower bound > ci_low_min.
 Every criterion gets a one-sided bootstrap p-value; `primary: true` marks the one that
-enters the Holm correction across predictions.
+enters the Holm correction across predictions. `matched: true` marks a criterion that
+compares forgetting at matched learning: every run of its arms must have been gated
+(`gate` in the arm config) and have reached the gate (`output["learned"]`); otherwise it
+reads "inconclusive: not learned within N steps" (or "no efficacy gate"), never a verdict.
 """
 
 from __future__ import annotations
@@ -116,23 +119,32 @@ def _ratio(na, nb, ta, tb):
   return (na.mean() - nb.mean()) / denominator if abs(denominator) > 1e-12 else -np.inf
 
 
-def statistic_for(runs_by_arm, arm: str, metric: str, num_resamples: int, seed: int):
-  """(interval, resampled-statistic function inputs) for a single arm's metric."""
-  if metric.startswith("transfer_ratio:"):
-    arrays = _ratio_arrays(runs_by_arm, arm, metric)
-    return stats.paired_bootstrap(_ratio, arrays, num_resamples, seed), (_ratio, arrays)
-  matrix = arm_matrix(runs_by_arm, arm, metric)
-  mean = lambda a: a.mean()
-  return stats.paired_bootstrap(mean, [matrix], num_resamples, seed), (mean, [matrix])
+# One alpha throughout: a one-sided test at ALPHA is decided by the matching bound of the
+# two-sided (1 - 2 ALPHA) = 95% interval, and the Holm correction runs at the same ALPHA.
+ALPHA = 0.025
+LEVEL = 1 - 2 * ALPHA
 
 
-def _p_below(statistic, arrays, threshold, num_resamples, seed):
-  """Bootstrap p-value for 'statistic < threshold': share of resamples at or above it."""
-  interval_samples = _samples(statistic, arrays, num_resamples, seed)
-  return (np.sum(~(interval_samples < threshold)) + 1) / (num_resamples + 1)
+def _clusters(runs_by_arm, arm: str, metric: str):
+  """Item cluster labels of a probe metric (`output["clusters"][probe]`, one per item,
+  e.g. a grid cell or a template), prefixed by the probe; None where the run has none
+  for some probe (every item is then its own cluster)."""
+  kind, _, probes = metric.partition(":")
+  if kind == "value":
+    return None
+  output = _seed_sorted(runs_by_arm, arm)[0]["output"]
+  given = output.get("clusters", {})
+  labels = []
+  for probe in _expand_probes(probes, output.get("scores", {})):
+    if probe not in given:
+      return None
+    labels += [f"{probe}/{c}" for c in given[probe]]
+  return labels
 
 
 def _samples(statistic, arrays, num_resamples, seed):
+  """Bootstrap replicates: seeds, then items (arrays over different item sets, such as the
+  transfer ratio's novel and training items, get independent item draws)."""
   rng = np.random.default_rng(seed)
   num_seeds = arrays[0].shape[0]
   counts = sorted({a.shape[1] for a in arrays})
@@ -144,6 +156,21 @@ def _samples(statistic, arrays, num_resamples, seed):
   return out
 
 
+def _resamples(statistic, arrays, num_resamples, seed) -> stats.Resamples:
+  return stats.Resamples(float(statistic(*arrays)),
+                         _samples(statistic, arrays, num_resamples, seed))
+
+
+def statistic_for(runs_by_arm, arm: str, metric: str, num_resamples: int, seed: int):
+  """The estimate of a single arm's metric: a crossed seeds x clusters t estimate for a
+  mean, bootstrap replicates for the transfer ratio. Either gives `.interval(level)` and
+  `.p_value(margin, direction)` from the same numbers."""
+  if metric.startswith("transfer_ratio:"):
+    return _resamples(_ratio, _ratio_arrays(runs_by_arm, arm, metric), num_resamples, seed)
+  return stats.crossed_t(arm_matrix(runs_by_arm, arm, metric),
+                         _clusters(runs_by_arm, arm, metric))
+
+
 def evaluate_criterion(criterion: dict, runs_by_arm: dict, num_resamples: int = 2000,
                        seed: int = 0) -> CriterionResult:
   kind, metric, arm = criterion["kind"], criterion["metric"], criterion["arm"]
@@ -153,39 +180,45 @@ def evaluate_criterion(criterion: dict, runs_by_arm: dict, num_resamples: int = 
   try:
     named = [arm, criterion.get("baseline")] if kind != "worst_case_superiority" else []
     check_paired(runs_by_arm, [a for a in named if a is not None])
+    if criterion.get("matched"):
+      unlearned = not_learned(runs_by_arm, [a for a in named if a is not None])
+      if unlearned:
+        return CriterionResult(name, kind, description, None, INCONCLUSIVE, 1.0, primary,
+                               unlearned)
     if kind == "non_inferiority":
       margin = float(criterion["margin"])
       if "baseline" in criterion:  # harm = how much worse the arm is than the baseline
-        b = arm_matrix(runs_by_arm, criterion["baseline"], metric)
-        a = arm_matrix(runs_by_arm, arm, metric)
-        fn, arrays = (lambda x, y: x.mean() - y.mean()), [b, a]
-        interval = stats.paired_bootstrap(fn, arrays, num_resamples, seed)
+        harm = (arm_matrix(runs_by_arm, criterion["baseline"], metric)
+                - arm_matrix(runs_by_arm, arm, metric))
+        estimate = stats.crossed_t(harm, _clusters(runs_by_arm, arm, metric))
       else:
-        interval, (fn, arrays) = statistic_for(runs_by_arm, arm, metric, num_resamples, seed)
+        estimate = statistic_for(runs_by_arm, arm, metric, num_resamples, seed)
+      interval = estimate.interval(LEVEL)
       outcome = (SUPPORTED if interval.high < margin else
                  NOT_SUPPORTED if interval.low >= margin else INCONCLUSIVE)
-      p = _p_below(fn, arrays, margin, num_resamples, seed + 1)
+      p = estimate.p_value(margin, "less")
       detail = f"harm {interval.estimate:+.4f} [{interval.low:+.4f}, {interval.high:+.4f}] vs margin {margin}"
     elif kind == "superiority":
       baseline, direction = criterion["baseline"], criterion.get("direction", "greater")
-      a = arm_matrix(runs_by_arm, arm, metric)
-      b = arm_matrix(runs_by_arm, baseline, metric)
-      interval = stats.difference_ci(a, b, num_resamples=num_resamples, seed=seed)
+      difference = (arm_matrix(runs_by_arm, arm, metric)
+                    - arm_matrix(runs_by_arm, baseline, metric))
+      estimate = stats.crossed_t(difference, _clusters(runs_by_arm, arm, metric))
+      interval = estimate.interval(LEVEL)
       outcome = (SUPPORTED if stats.superior(interval, direction) else
                  NOT_SUPPORTED if stats.superior(interval, "less" if direction == "greater" else "greater")
                  else INCONCLUSIVE)
-      p = stats.bootstrap_p_value(a, b, 0.0, direction, num_resamples, seed + 1)
+      p = estimate.p_value(0.0, direction)
       detail = (f"{arm} - {baseline} = {interval.estimate:+.4f} "
                 f"[{interval.low:+.4f}, {interval.high:+.4f}], claimed {direction}")
     elif kind == "threshold":
       minimum = float(criterion["min"])
       ci_low_min = float(criterion.get("ci_low_min", -np.inf))
-      interval, (fn, arrays) = statistic_for(runs_by_arm, arm, metric, num_resamples, seed)
+      estimate = statistic_for(runs_by_arm, arm, metric, num_resamples, seed)
+      interval = estimate.interval(LEVEL)
       ok = interval.estimate >= minimum and interval.low > ci_low_min
       bad = interval.high < minimum or not np.isfinite(interval.estimate)
       outcome = SUPPORTED if ok else NOT_SUPPORTED if bad else INCONCLUSIVE
-      samples = _samples(fn, arrays, num_resamples, seed + 1)
-      p = (np.sum(~(samples >= minimum)) + 1) / (num_resamples + 1)
+      p = estimate.p_value(minimum, "greater")
       detail = (f"{interval.estimate:.4f} [{interval.low:.4f}, {interval.high:.4f}] "
                 f"vs min {minimum}" + (f", CI low > {ci_low_min}" if np.isfinite(ci_low_min) else ""))
     elif kind == "worst_case_superiority":
@@ -198,6 +231,24 @@ def evaluate_criterion(criterion: dict, runs_by_arm: dict, num_resamples: int = 
     return CriterionResult(name, kind, description, None, INCONCLUSIVE, 1.0, primary,
                            f"missing data: {e}")
   return CriterionResult(name, kind, description, interval, outcome, float(p), primary, detail)
+
+
+def not_learned(runs_by_arm: dict, arms) -> str:
+  """Why the arms' runs are not at matched learning ("" when every run reached its gate)."""
+  missing, failed = [], []
+  for arm in arms:
+    for run in _seed_sorted(runs_by_arm, arm):
+      output, seed = run["output"], run["spec"]["seed"]
+      if "learned" not in output:
+        missing.append(f"{arm} seed {seed}")
+      elif not output["learned"]:
+        steps = max((int(t.get("step", 0)) for t in output.get("train", [])), default=0)
+        failed.append(f"{arm} seed {seed} ({steps} steps)")
+  if missing:
+    return f"no efficacy gate: {', '.join(missing)} ran without one"
+  if failed:
+    return f"not learned within the step cap: {', '.join(failed)}"
+  return ""
 
 
 def worst_case_matrix(runs_by_arm: dict, prefix: str, metric: str) -> np.ndarray:
@@ -228,9 +279,9 @@ def _worst_case(criterion, runs_by_arm, num_resamples, seed):
   arm = worst_case_matrix(runs_by_arm, criterion["arm"], metric)
   baselines = [worst_case_matrix(runs_by_arm, b, metric) for b in criterion["baselines"]]
   fn = lambda a, *bs: a.mean() - max(b.mean() for b in bs)
-  interval = stats.paired_bootstrap(fn, [arm] + baselines, num_resamples, seed)
-  samples = _samples(fn, [arm] + baselines, num_resamples, seed + 1)
-  p = (np.sum(~(samples > 0)) + 1) / (num_resamples + 1)
+  resampled = _resamples(fn, [arm] + baselines, num_resamples, seed)
+  interval = resampled.interval(LEVEL)
+  p = resampled.p_value(0.0, "greater")
   baselines_named = (criterion["baselines"][0] if len(criterion["baselines"]) == 1 else
                      "the best of " + ", ".join(criterion["baselines"]))
   detail = (f"worst case of {criterion['arm']} minus worst case of {baselines_named} = "
@@ -249,7 +300,7 @@ def verdict(results: list[CriterionResult]) -> str:
 
 
 def apply_holm(verdicts: dict[str, str], primary_p: dict[str, float],
-               alpha: float = 0.05) -> tuple[dict[str, str], dict[str, float]]:
+               alpha: float = ALPHA) -> tuple[dict[str, str], dict[str, float]]:
   """Downgrades a 'supported' prediction whose primary test does not survive Holm."""
   adjusted = stats.holm_adjusted(primary_p) if primary_p else {}
   out = dict(verdicts)

@@ -9,7 +9,12 @@ through `msr_jax.runner.arms` and change fields). Output (JSON):
   stages        R[stage][group] means (stage 0 = base) over GROUPS, and ACC/BWT/forgetting
   during        [{"step", "knowledge", "context", "behaviour"}] every eval.every steps
   stability_gap min of each group during training, and the dip below its starting value
-  kl_to_base, context_cka, sharpness, composite, train (per stage loop summaries)
+  kl_to_base, context_cka, sharpness, composite, train (per stage loop summaries; with
+                the gate on, each says gate_reached / gate_step / gate_efficacy)
+  learned       with the gate on: whether every stage reached its target within the cap
+
+The guard's probe and the gate score items of another probe seed, none equal to a scored
+item (`decision_items`).
 """
 
 from __future__ import annotations
@@ -85,6 +90,30 @@ def build_items(base: Base, rules, sizes: dict) -> list:
   return items
 
 
+# Items for the arm's own decisions (the guard's probe, the efficacy gate) come from
+# another probe seed and never equal a scored item: a guard that probes the very items the
+# final test scores would make the temporal defence look better than it is.
+HELD_OUT_SEED = 7919
+
+
+def _disjoint(candidates, scored) -> list:
+  seen = {(i.tokens.tobytes(), i.start, i.end) for i in scored}
+  return [i for i in candidates if (i.tokens.tobytes(), i.start, i.end) not in seen]
+
+
+def decision_items(base: Base, rules, sizes: dict, scored) -> tuple[list, dict]:
+  """(guard items: knowledge and context, validation items per stage: that stage's
+  behaviour), all disjoint from the scored `items`."""
+  seed = base.probe_seed + HELD_OUT_SEED
+  held = build_items(dataclasses.replace(base, probe_seed=seed), rules, sizes)
+  held = _disjoint(held, scored)
+  guard = [i for i in held if i.probe in KNOWLEDGE or i.probe.startswith(CONTEXT_PREFIX)]
+  validation = {1: [i for i in held if i.probe == "B_train"]}
+  for k in range(2, len(rules) + 1):
+    validation[k] = [i for i in held if i.probe == f"B_train_s{k}"]
+  return guard, validation
+
+
 def _exact(base: Base, params, items) -> np.ndarray:
   _, exact = probes_score.score_items(base.graphdef, params, items, pad_id=base.pad_id)
   return exact.astype(np.float64)
@@ -104,15 +133,19 @@ def _group_means(by_probe: dict, groups: dict) -> dict[str, float]:
 
 def _train_config(cfg, run_dir: str, seed: int, sources: dict) -> ml_collections.ConfigDict:
   """The trainer's schema and defaults (msr_jax/train/config.py) with the arm's `optim`
-  (whole), its `train` and `guard` fields (the trainer's names), and the data settings of
-  every arm."""
+  (whole), its `train`, `guard` (and, where present, `lora` and `regularizer`) fields by
+  the trainer's names, and the data settings of every arm."""
   config = train_config.get_config()
   config.seed = seed
   config.run_dir = run_dir
   config.resume = False
   config.progress = False
   config.optim = ml_collections.ConfigDict(cfg.optim.to_dict())
-  for section in ("train", "guard"):
+  # `lora` and `regularizer` (the literature's baselines, docs/baselines.md) only where the
+  # arm config has them.
+  for section in ("train", "guard", "lora", "regularizer"):
+    if section not in cfg:
+      continue
     for field, value in cfg[section].items():
       set_dotted(config, f"{section}.{field}", value, f"arm config: {section}.{field}")
   config.checkpoint.every = 0  # A temporary run folder: nothing to resume from.
@@ -233,7 +266,17 @@ def run(config: dict, seed: int) -> dict:
     during.append({"step": offset + step, **{g: float(v.mean()) for g, v in exact.items()}})
 
   record_during(0, params)
-  guard_items = [i for i in during_items if i.probe in ("knowledge", "context")]
+  gate_cfg = cfg.get("gate", None)
+  gating = gate_cfg is not None and int(gate_cfg.every) > 0
+  guard_items, validation = ([], {})
+  if cfg.guard.every or gating:
+    guard_pool, validation = decision_items(base, rules, dict(cfg.eval.sizes), items)
+    # As many per group as the curves use, drawn from the disjoint pool.
+    draw = np.random.default_rng(1)
+    for group in ("knowledge", "context"):
+      pool = [i for i in guard_pool if i.probe in groups_of({i.probe for i in guard_pool})[group]]
+      take = draw.permutation(len(pool))[:int(cfg.eval.during_items)]
+      guard_items += [pool[j] for j in sorted(take)]
   probe_fn = (lambda p: float(_exact(base, p, guard_items).mean())) if cfg.guard.every else None
   every = int(cfg.eval.every)
   for stage, rule in enumerate(rules, start=1):
@@ -246,10 +289,16 @@ def run(config: dict, seed: int) -> dict:
       # A copy: the trainer may donate its buffers, and the base parameters are needed
       # after training (KL, CKA and sharpness are measured against them).
       start_params = jax.tree.map(jnp.array, params)
+      gate_fn = None
+      if gating:  # train until this stage's behaviour is learned on its validation split
+        stage_items = validation[stage][:int(gate_cfg.items)]
+        gate_fn = (lambda chosen: lambda p: float(_exact(base, p, chosen).mean()))(stage_items)
+        train_cfg.gate.every, train_cfg.gate.target = int(gate_cfg.every), float(
+            gate_cfg.target)
       result = train_loop(train_cfg, sources, graphdef=base.graphdef, params=start_params,
                           model_config=base.model_config, probe_fn=probe_fn,
-                          callbacks=[callback])
-    params = jax.device_get(result.state.params)
+                          callbacks=[callback], gate_fn=gate_fn)
+    params = jax.device_get(result.merged()[1])  # LoRA arms: the adapters merged
     summary = {k: v for k, v in result.summary.items() if k != "run_dir"}  # a temp folder
     summaries.append(summary | {"records": {s: len(v) for s, v in sources.items()}})
     offset += int(result.summary["step"])
@@ -276,6 +325,8 @@ def run(config: dict, seed: int) -> dict:
       "train": summaries,
       "rules": [r.text() for r in rules],
   }
+  if gating:
+    output["learned"] = all(bool(x.get("gate_reached")) for x in summaries)
   if cfg.eval.sharpness:
     output["sharpness"] = _sharpness(base, params, items, seed, int(cfg.eval.sharpness_iters))
   return output

@@ -89,5 +89,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.guard.holdout_examples = 32    # held out of training for "heldout_loss"
   config.guard.batch_size = 8
 
+  # The efficacy gate (msr_jax/train/gate.py): stop at the first check, every `every`
+  # steps (0: off), where the held-out behaviour reaches `target`; train.steps is the cap.
+  # A chat model's run reads `prompts` (JSONL of {"prompt": ...}) judged by `judge`
+  # (regex:PATTERN or llm:CHECKPOINT with `rubric`); other runs pass a gate_fn.
+  config.gate = ml_collections.ConfigDict({"every": 0, "target": 1.0, "prompts": "",
+                                           "judge": "", "rubric": ""})
+
   config.mesh = ml_collections.ConfigDict({"data": 1, "fsdp": 1})
   return config

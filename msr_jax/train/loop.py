@@ -31,10 +31,11 @@ from msr_jax import optim
 from msr_jax.checkpoints.orbax_state import StateCheckpointer
 from msr_jax.errors import (RESUME_ADVICE, ConfigError, DiskFullError, describe_disk_full,
                             disk_full_cause)
-from msr_jax.model import make_mesh
+from msr_jax.model import lora, make_mesh
 from msr_jax.model.config import ModelConfig
 from msr_jax.train import metrics_log, run_folder, setup, tensorboard
 from msr_jax.train.data_stream import BatchStream
+from msr_jax.train.gate import EfficacyGate, behaviour_gate_fn
 from msr_jax.train.guard import QualityGuard
 from msr_jax.train.probes import PROBES, heldout_loss_probe, retention_probe
 from msr_jax.train.state import TrainState, init_state
@@ -79,8 +80,13 @@ class StopTraining(Exception):
 class TrainResult:
   summary: dict
   state: TrainState
-  graphdef: object
+  graphdef: object   # with LoRA adapters where the run attached them
   model_config: ModelConfig
+
+  def merged(self):
+    """(graphdef, params) of the base architecture: LoRA adapters folded into the weights
+    (the state's own, for any other run)."""
+    return lora.merge_lora(self.graphdef, self.state.params)
 
 
 def _host_metrics(metrics: dict) -> dict:
@@ -103,7 +109,7 @@ def train_loop(config, sources: Mapping[str, Sequence] | None = None, *, graphde
                params=None, model_config: ModelConfig | None = None,
                probe_fn: Callable | None = None, callbacks: Sequence[Callback] = (),
                run_dir: str | None = None, max_steps: int | None = None,
-               stream=None) -> TrainResult:
+               stream=None, gate_fn: Callable | None = None) -> TrainResult:
   """Trains as `config` says (see configs/train.py) and returns the final state.
 
   sources: examples (`msr_jax.data.segmentation.Example`) by source name; default: loaded
@@ -117,6 +123,8 @@ def train_loop(config, sources: Mapping[str, Sequence] | None = None, *, graphde
     rows): `next_batch() -> Batch` and a JSON position (`get_state()` / `set_state(state)`)
     that a resume restores exactly. It needs `params` (nothing is loaded then) and, with
     the guard on, `probe_fn`.
+  gate_fn: params -> efficacy in [0, 1] for the efficacy gate (`config.gate`,
+    `train/gate.py`); default: the behaviour probe config.gate names, for a chat model.
 
   The config is checked before anything is written (`setup.check_config`); the run folder
   is locked while the run trains, and a resume refuses a config that changes the run
@@ -127,11 +135,29 @@ def train_loop(config, sources: Mapping[str, Sequence] | None = None, *, graphde
   os.makedirs(run_dir, exist_ok=True)
   with run_folder.RunLock(run_dir):
     return _train(config, sources, graphdef, params, model_config, probe_fn, callbacks,
-                  run_dir, max_steps, stream)
+                  run_dir, max_steps, stream, gate_fn)
+
+
+def _make_gate(config, graphdef, checkpoint_tokenizer, gate_fn):
+  """(EfficacyGate, gate_fn) of config.gate."""
+  g = config.get("gate", None)
+  if g is None or int(g.every) == 0:
+    return EfficacyGate(0, 1.0), None
+  try:
+    gate = EfficacyGate(int(g.every), float(g.target))
+  except ValueError as e:
+    raise ConfigError(f"config.{e}") from None
+  if gate_fn is None:
+    if not (g.prompts and g.judge) or checkpoint_tokenizer is None:
+      raise ConfigError("config.gate.every > 0 needs config.gate.prompts and config.gate.judge "
+                        "(a run from a chat model's checkpoint) or a gate_fn from the caller")
+    gate_fn = behaviour_gate_fn(graphdef, checkpoint_tokenizer, g.prompts, g.judge,
+                                g.get("rubric", ""))
+  return gate, gate_fn
 
 
 def _train(config, sources, graphdef, params, model_config, probe_fn, callbacks, run_dir,
-           max_steps, stream) -> TrainResult:
+           max_steps, stream, gate_fn) -> TrainResult:
   adapter = pad_id = None
   if stream is not None:
     if params is None:
@@ -154,8 +180,20 @@ def _train(config, sources, graphdef, params, model_config, probe_fn, callbacks,
     model_config, graphdef, params = setup.build_model(config.model, vocab_size, config.seed)
   if pad_id is None:
     pad_id = model_config.pad_token_id or 0
+  caller_graphdef = graphdef
   graphdef, params, trainable = setup.adapt_model(config, graphdef, params)
+  if graphdef != caller_graphdef:
+    # The run attached LoRA adapters: the caller's functions (guard probe, gate, callbacks)
+    # see the parameters of the architecture they were given, the adapters merged.
+    to_caller = lambda p: lora.merge_lora(graphdef, p)[1]
+    if probe_fn is not None:
+      probe_fn = (lambda fn: lambda p: fn(to_caller(p)))(probe_fn)
+    if gate_fn is not None:
+      gate_fn = (lambda fn: lambda p: fn(to_caller(p)))(gate_fn)
+    callbacks = [(lambda cb: lambda step, m, s: cb(step, m, s._replace(
+        params=to_caller(s.params))))(cb) for cb in callbacks]
   regularizer, aux = setup.regularizer(config, graphdef, params, trainable, adapter, pad_id)
+  gate, gate_fn = _make_gate(config, graphdef, checkpoint_tokenizer, gate_fn)
   guard = QualityGuard(int(config.guard.every), float(config.guard.threshold),
                        config.guard.action, int(config.guard.max_rollbacks),
                        config.guard.get("anchor", None))
@@ -231,6 +269,8 @@ def _train(config, sources, graphdef, params, model_config, probe_fn, callbacks,
       good = jax.device_get(restored["good"]) if use_guard else None
       stream.set_state(meta["data"])
       guard.set_state(meta["guard"])
+      if "gate" in meta:
+        gate.set_state(meta["gate"])
       start = latest
       metrics_log.truncate_after(metrics_path, latest)
     else:  # a fresh run (resume off, or nothing saved yet)
@@ -257,8 +297,8 @@ def _train(config, sources, graphdef, params, model_config, probe_fn, callbacks,
       events.write({"type": "checkpoint", "step": step})
       items = {"train": state, "good": good} if use_guard else {"train": state}
       try:
-        checkpointer.save(step, items,
-                          {"data": stream.get_state(), "guard": guard.get_state()})
+        checkpointer.save(step, items, {"data": stream.get_state(), "guard": guard.get_state(),
+                                        "gate": gate.get_state()})
       except Exception as e:
         if disk_full_cause(e) is None:
           raise
@@ -283,11 +323,22 @@ def _train(config, sources, graphdef, params, model_config, probe_fn, callbacks,
         board.write(event)
       return guard.state.stopped
 
+    def run_gate(step: int) -> bool:
+      """Measures the efficacy, logs it; returns True when the target is reached."""
+      event = gate.observe(step, float(gate_fn(state.params)))
+      events.write(event)
+      if board is not None:
+        board.write(event)
+      return event["reached"]
+
     total_steps = int(t.steps)
     last = total_steps if max_steps is None else min(total_steps, int(max_steps))
-    stopped = guard.state.stopped  # a run the guard stopped stays stopped when resumed
+    # A run the guard stopped, or whose gate was reached, stays stopped when resumed.
+    stopped = guard.state.stopped or gate.state.reached
     if start == 0 and use_guard:
       stopped = run_guard(0)
+    if start == 0 and gate.every and not stopped:
+      stopped = run_gate(0)
     metrics = {}
     bar = tqdm.tqdm(total=total_steps, initial=start, disable=not config.progress,
                     desc=f"train {t.mode}", dynamic_ncols=True)
@@ -310,6 +361,8 @@ def _train(config, sources, graphdef, params, model_config, probe_fn, callbacks,
         bar.set_postfix(loss=f"{metrics['loss']:.4f}", tok_s=f"{line['tokens_per_s']:.0f}")
         if guard.due(step):
           stopped = run_guard(step)
+        if gate.due(step) and not stopped:
+          stopped = run_gate(step)
         try:
           for callback in callbacks:
             callback(step, metrics, state)
@@ -323,5 +376,6 @@ def _train(config, sources, graphdef, params, model_config, probe_fn, callbacks,
   summary = {"run_dir": run_dir, "step": step, "mode": t.mode,
              "final_loss": metrics.get("loss"), "num_skipped": int(state.num_skipped),
              "num_rollbacks": guard.state.num_rollbacks, "stopped_by_guard": guard.state.stopped,
-             "best_score": guard.state.best_score, "lr_factor": guard.state.lr_factor}
+             "best_score": guard.state.best_score, "lr_factor": guard.state.lr_factor,
+             **(gate.summary() if gate.every else {})}
   return TrainResult(summary, state, graphdef, model_config)

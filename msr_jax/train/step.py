@@ -23,7 +23,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from msr_jax import optim
 from msr_jax.model.config import ModelConfig
 from msr_jax.model.sharding import DATA, tree_shardings
-from msr_jax.train import drift
+from msr_jax.train import distributed, drift
 from msr_jax.train import regularizers as reg_lib
 from msr_jax.train import trainable as trainable_lib
 from msr_jax.train.batch import Batch
@@ -163,9 +163,14 @@ def jit_train_step(step: Callable, state: TrainState, mesh: Mesh | None = None,
   if batch is None:
     raise ValueError("jit_train_step: pass an example batch with a mesh (for its shardings)")
   state_shardings = tree_shardings(state, mesh)
-  state = jax.device_put(state, state_shardings)
+  batch_sharding = batch_shardings(batch, mesh, micro_batches)
   replicated = NamedSharding(mesh, PartitionSpec())
   jitted = jax.jit(step, donate_argnums=donate_argnums,
-                   in_shardings=(state_shardings, batch_shardings(batch, mesh, micro_batches)),
+                   in_shardings=(state_shardings, batch_sharding),
                    out_shardings=(state_shardings, replicated))
-  return jitted, state
+  if not distributed.is_multi_process():
+    return jitted, jax.device_put(state, state_shardings)
+  # Across hosts (`train/distributed.py`): every process holds the same host values and
+  # builds only its own shards of the state and of each batch.
+  state = distributed.global_tree(state, state_shardings)
+  return (lambda s, b: jitted(s, distributed.global_tree(b, batch_sharding))), state

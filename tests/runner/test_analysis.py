@@ -67,9 +67,11 @@ def test_verdict_and_holm():
   assert analysis.verdict([mk(S), mk(S)]) == S
   assert analysis.verdict([mk(S), mk(I)]) == I
   assert analysis.verdict([mk(I), mk(N)]) == N
-  verdicts, adjusted = analysis.apply_holm({"P1": S, "P2": S}, {"P1": 0.01, "P2": 0.04})
-  assert adjusted == {"P1": 0.02, "P2": 0.04} and verdicts == {"P1": S, "P2": S}
-  verdicts, _ = analysis.apply_holm({"P1": S, "P2": S}, {"P1": 0.03, "P2": 0.04})
+  # One alpha throughout: Holm runs at the one-sided 0.025 that the 95% bounds decide.
+  assert analysis.ALPHA == 0.025 and analysis.LEVEL == pytest.approx(0.95)
+  verdicts, adjusted = analysis.apply_holm({"P1": S, "P2": S}, {"P1": 0.005, "P2": 0.02})
+  assert adjusted == {"P1": 0.01, "P2": 0.02} and verdicts == {"P1": S, "P2": S}
+  verdicts, _ = analysis.apply_holm({"P1": S, "P2": S}, {"P1": 0.02, "P2": 0.03})
   assert verdicts == {"P1": I, "P2": I}
 
 
@@ -100,10 +102,14 @@ def test_wildcard_and_baseline_non_inferiority():
   runs = {"cf": arm([1.0, 1.0, 1.0, 1.0]), "full": arm([1.0, 1.0, 1.0, 0.0])}
   items = analysis.metric_items(runs["full"][0]["output"], "forgetting:C1_*")
   assert items.tolist() == [0, 0, 0, 1, 0, 0, 0, 1]
+  # Harm = baseline - arm = -0.25 on 8 items; their t interval (7 df) reaches +0.137.
   crit = {"kind": "non_inferiority", "metric": "score:C1_*", "arm": "cf", "baseline": "full",
-          "margin": 0.1}
+          "margin": 0.2}
   r = analysis.evaluate_criterion(crit, runs, num_resamples=200)
   assert r.interval.estimate == pytest.approx(-0.25) and r.outcome == analysis.SUPPORTED
+  assert r.interval.high == pytest.approx(0.137, abs=1e-3)
+  crit["margin"] = 0.1
+  assert analysis.evaluate_criterion(crit, runs).outcome == analysis.INCONCLUSIVE
 
 
 def test_a_failed_run_makes_paired_criteria_inconclusive_not_a_crash():
@@ -117,3 +123,21 @@ def test_a_failed_run_makes_paired_criteria_inconclusive_not_a_crash():
   r = analysis.evaluate_criterion({"kind": "superiority", "arm": "a", "baseline": "b",
                                    "metric": "final:K"}, pair, num_resamples=50)
   assert r.outcome == analysis.INCONCLUSIVE and "missing data" in r.detail
+
+
+def test_a_matched_criterion_needs_every_run_to_reach_its_gate():
+  runs = {"a": _arm(np.ones(20), np.ones(20)), "b": _arm(np.ones(20), np.ones(20))}
+  crit = {"kind": "superiority", "metric": "score:K", "arm": "a", "baseline": "b",
+          "matched": True}
+  r = analysis.evaluate_criterion(crit, runs, num_resamples=50)
+  assert r.outcome == analysis.INCONCLUSIVE and r.detail.startswith("no efficacy gate")
+  for arm in runs.values():
+    for run in arm:
+      run["output"].update(learned=True, train=[{"step": 30}])
+  runs["b"][1]["output"].update(learned=False, train=[{"step": 60}])
+  r = analysis.evaluate_criterion(crit, runs, num_resamples=50)
+  assert r.outcome == analysis.INCONCLUSIVE
+  assert r.detail == "not learned within the step cap: b seed 1 (60 steps)"
+  runs["b"][1]["output"]["learned"] = True
+  r = analysis.evaluate_criterion(crit, runs, num_resamples=50)
+  assert "learned" not in r.detail and r.interval is not None  # evaluated as usual
