@@ -31,9 +31,9 @@ ARM = {
              "replay_weight": 0.5, "regime": "note_relevant", "dream_weight": 0.3},
     "guard": {"every": 0, "threshold": 0.05, "action": "halve_lr"},
     # The efficacy gate (msr_jax/train/gate.py): every `every` steps (0: off) the stage's
-    # behaviour is scored on `items` validation items (disjoint from every scored item);
+    # behaviour is scored on `validation_items` items (disjoint from every scored item);
     # the stage stops at `target`, train.steps is the cap.
-    "gate": {"every": 0, "target": 0.8, "items": 40},
+    "gate": {"every": 0, "target": 0.8, "validation_items": 40},
     "stress": {"bad_batch_fraction": 0.0, "bad_dream_fraction": 0.0},
     "dream": {"mode": "none", "count": 256},
     "memory": {"self_targets": False},

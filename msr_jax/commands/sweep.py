@@ -1,4 +1,4 @@
-"""`msr sweep EXPERIMENT.py... [--smoke] [-j N] [--index I] [--run-dir DIR]`."""
+"""`msr sweep EXPERIMENT.py... [--smoke] [-j N] [--index I | --count] [--run-dir DIR]`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ def register(subparsers) -> None:
   parser.add_argument("--index", type=int, default=None,
                       help="run only this run (0-based), e.g. a cluster job-array index")
   parser.add_argument("--run-dir", default="runs/sweep")
+  parser.add_argument("--count", action="store_true",
+                      help="print how many runs the experiments expand to (the job-array "
+                           "size, scripts/slurm_sweep.sh) and run nothing")
   parser.add_argument("--runs-per-worker", type=int, default=None,
                       help="recycle a worker process after this many runs (0: never; "
                            "default 20)")
@@ -18,8 +21,11 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-  from msr_jax.runner.sweep import RUNS_PER_WORKER, run_sweep
+  from msr_jax.runner.sweep import RUNS_PER_WORKER, count_runs, run_sweep
 
+  if args.count:
+    print(count_runs(args.experiments, "smoke" if args.smoke else "full"))
+    return 0
   runs_per_worker = RUNS_PER_WORKER if args.runs_per_worker is None else args.runs_per_worker
   summary = run_sweep(args.experiments, args.run_dir, "smoke" if args.smoke else "full",
                       args.jobs, args.index, runs_per_worker=runs_per_worker)

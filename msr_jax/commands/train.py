@@ -6,6 +6,9 @@ full or context-frozen (config.train.mode),
 writing metrics.jsonl and orbax checkpoints to the run folder; a run folder that holds
 checkpoints is resumed from the newest one, with the config it was started with (a changed
 field that changes the run is refused unless --allow-config-change, which records it).
+Started as several processes (a Slurm job step, Open MPI, or MSR_COORDINATOR /
+MSR_NUM_PROCESSES / MSR_PROCESS_ID), it joins them with `jax.distributed` first
+(`msr_jax/train/distributed.py`) and trains on a mesh over every process's devices.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+  from msr_jax.train import distributed
+  distributed.initialize_from_env()  # several processes of a cluster job: join them first
   from msr_jax.runner.config import load_config
   from msr_jax.train.loop import train_loop
 

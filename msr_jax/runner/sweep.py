@@ -1,8 +1,9 @@
 """Sweeps: expand experiments into runs, run them in N worker processes at a time.
 
 Finished runs (an "ok" result in the store) are skipped, so a killed sweep resumes where
-it stopped; `index` runs a single run in this process, for a cluster job array
-(`msr sweep experiments/p1_forgetting.py --index $SLURM_ARRAY_TASK_ID`).
+it stopped; `index` runs a single run in this process (none if it finished already), for
+a cluster job array (`scripts/slurm_sweep.sh`: `msr sweep experiments/p1_forgetting.py
+--index $SLURM_ARRAY_TASK_ID`, sized by `msr sweep ... --count`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,12 @@ def prepare(exp_paths: list[str], run_dir: str, scale: str) -> tuple[list[dict],
   return experiments, runs
 
 
+def count_runs(exp_paths: list[str], scale: str) -> int:
+  """How many runs (arms x seeds) the experiments expand to: the `--index` range."""
+  return sum(len(experiment_lib.expand(experiment_lib.load_experiment(p, scale)))
+             for p in exp_paths)
+
+
 # A worker's compiled programs accumulate: after about 45 Townworld arms a worker ran out
 # of memory for LLVM's code sections (2-core CPU, 24 GiB). Recycling it after 20 keeps
 # well clear of that at the cost of one re-trace per 20 runs.
@@ -63,6 +70,8 @@ def run_sweep(exp_paths: list[str], run_dir: str, scale: str = "smoke", jobs: in
   if index is not None:
     if not 0 <= index < len(runs):
       raise IndexError(f"--index {index}: the sweep has {len(runs)} runs (0..{len(runs) - 1})")
+    if store.is_done(runs[index].key):  # a re-submitted job array redoes nothing
+      return {"total": 1, "ran": 0, "failed": 0, "skipped": 1}
     result = run_spec(runs[index].to_json(), run_dir)
     return {"total": 1, "ran": 1, "failed": int(result["status"] != "ok"), "skipped": 0}
 

@@ -291,7 +291,7 @@ def run(config: dict, seed: int) -> dict:
       start_params = jax.tree.map(jnp.array, params)
       gate_fn = None
       if gating:  # train until this stage's behaviour is learned on its validation split
-        stage_items = validation[stage][:int(gate_cfg.items)]
+        stage_items = validation[stage][:int(gate_cfg.validation_items)]
         gate_fn = (lambda chosen: lambda p: float(_exact(base, p, chosen).mean()))(stage_items)
         train_cfg.gate.every, train_cfg.gate.target = int(gate_cfg.every), float(
             gate_cfg.target)

@@ -96,5 +96,6 @@ def get_config() -> ml_collections.ConfigDict:
   config.gate = ml_collections.ConfigDict({"every": 0, "target": 1.0, "prompts": "",
                                            "judge": "", "rubric": ""})
 
+  # The device mesh (model/sharding.py); an axis of 0 takes every device the other leaves.
   config.mesh = ml_collections.ConfigDict({"data": 1, "fsdp": 1})
   return config

@@ -33,7 +33,7 @@ from msr_jax.errors import (RESUME_ADVICE, ConfigError, DiskFullError, describe_
                             disk_full_cause)
 from msr_jax.model import lora, make_mesh
 from msr_jax.model.config import ModelConfig
-from msr_jax.train import metrics_log, run_folder, setup, tensorboard
+from msr_jax.train import distributed, metrics_log, run_folder, setup, tensorboard
 from msr_jax.train.data_stream import BatchStream
 from msr_jax.train.gate import EfficacyGate, behaviour_gate_fn
 from msr_jax.train.guard import QualityGuard
@@ -132,10 +132,48 @@ def train_loop(config, sources: Mapping[str, Sequence] | None = None, *, graphde
   """
   setup.check_config(config)
   run_dir = os.path.abspath(run_dir or config.run_dir)
+  checkpoint_dir = os.path.join(run_dir, "checkpoints")
+  if distributed.is_multi_process():
+    _check_multi_host(config)
+    if jax.process_index() > 0:
+      # Every process writes the shared checkpoints (orbax coordinates them); the lock,
+      # the config and the logs of process N live in a folder of its own.
+      run_dir = os.path.join(run_dir, f"process_{jax.process_index()}")
   os.makedirs(run_dir, exist_ok=True)
   with run_folder.RunLock(run_dir):
     return _train(config, sources, graphdef, params, model_config, probe_fn, callbacks,
-                  run_dir, max_steps, stream, gate_fn)
+                  run_dir, max_steps, stream, gate_fn, checkpoint_dir)
+
+
+def _mesh_shape(config) -> tuple[int, int]:
+  """(data, fsdp) of config.mesh; an axis of 0 takes every device the other leaves."""
+  data, fsdp = int(config.mesh.data), int(config.mesh.fsdp)
+  if data < 0 or fsdp < 0 or (data == 0 and fsdp == 0):
+    raise ConfigError(f"config.mesh: data={data}, fsdp={fsdp}: each >= 1, or one of them 0 "
+                      "for every device the other leaves")
+  devices = jax.device_count()
+  if data == 0 or fsdp == 0:
+    given = data or fsdp
+    if devices % given:
+      raise ConfigError(f"config.mesh: {given} does not divide the {devices} devices")
+    data, fsdp = (devices // fsdp, fsdp) if data == 0 else (data, devices // data)
+  return data, fsdp
+
+
+def _check_multi_host(config) -> None:
+  """What a run across processes needs: a mesh over every global device, and no probe
+  that runs on one host's copy of the parameters."""
+  data, fsdp = _mesh_shape(config)
+  size = data * fsdp
+  if size != jax.device_count():
+    raise ConfigError(f"config.mesh: data x fsdp = {size}, but the {jax.process_count()} "
+                      f"processes have {jax.device_count()} devices; a multi-host run's "
+                      "mesh spans them all")
+  for field in ("guard.every", "gate.every"):
+    section, name = field.split(".")
+    if config.get(section) is not None and int(config[section][name]):
+      raise ConfigError(f"config.{field}: must be 0 in a multi-host run (its probes run on "
+                        "one host's copy of the parameters; not supported yet)")
 
 
 def _make_gate(config, graphdef, checkpoint_tokenizer, gate_fn):
@@ -157,7 +195,7 @@ def _make_gate(config, graphdef, checkpoint_tokenizer, gate_fn):
 
 
 def _train(config, sources, graphdef, params, model_config, probe_fn, callbacks, run_dir,
-           max_steps, stream, gate_fn) -> TrainResult:
+           max_steps, stream, gate_fn, checkpoint_dir) -> TrainResult:
   adapter = pad_id = None
   if stream is not None:
     if params is None:
@@ -224,8 +262,9 @@ def _train(config, sources, graphdef, params, model_config, probe_fn, callbacks,
     stream = BatchStream(config, sources, int(t.batch_size), micro, pad_id)
   step_args = (graphdef, model_config, t.mode, micro, int(t.prefill_chunk),
                bool(t.monitor_drift), trainable, regularizer)
-  if int(config.mesh.data) * int(config.mesh.fsdp) > 1:
-    mesh = make_mesh(int(config.mesh.data), int(config.mesh.fsdp))
+  data, fsdp = _mesh_shape(config)
+  if data * fsdp > 1:
+    mesh = make_mesh(data, fsdp)
     tx = optim.make_optimizer(config.optim)
     state = init_state(params, tx, seed=int(config.seed), trainable=trainable, aux=aux)
     step_fn = make_train_step(step_args[0], step_args[1], tx, *step_args[2:])
@@ -243,7 +282,7 @@ def _train(config, sources, graphdef, params, model_config, probe_fn, callbacks,
   good = jax.device_get((state.params, state.opt_state)) if use_guard else None
 
   with contextlib.ExitStack() as cleanup:
-    checkpointer = StateCheckpointer(os.path.join(run_dir, "checkpoints"),
+    checkpointer = StateCheckpointer(checkpoint_dir,
                                      int(config.checkpoint.keep))
     cleanup.callback(checkpointer.close)  # on every way out, early errors included
     metrics_path = os.path.join(run_dir, "metrics.jsonl")

@@ -153,3 +153,42 @@ def test_a_dead_worker_is_replaced_and_the_queue_goes_on(toy):
       "dead", "dead"]
   assert all("exited with code 3" in results[("dead", s)]["error"] for s in (0, 1))
   assert results[("two", 1)]["output"]["value"] == 21
+
+
+def test_job_array_indices_in_separate_processes_give_the_local_sweeps_report(toy):
+  """What `scripts/slurm_sweep.sh` does on a cluster: every index of `msr sweep --index`
+  in a process of its own, two at a time, writing into one result store; the report built
+  from it equals the report of a local sweep."""
+  import os
+  import subprocess
+  import sys
+
+  from msr_jax.runner.report import build_report
+  exp, run_dir = toy
+  exp.write_text(exp.read_text().replace(
+      '"analysis": {"metric": "value"},',
+      '"analysis": {"criteria": [{"kind": "threshold", "metric": "value:value", '
+      '"arm": "two", "min": 15.0, "primary": True}]},'))
+  _ok_only(exp)
+  local = run_dir.parent / "local"
+  run_sweep([str(exp)], local, "smoke", jobs=1, progress=False)
+  code = "import sys; from msr_jax import cli; sys.exit(cli.main(sys.argv[1:]))"
+  def index(i):
+    return subprocess.Popen([sys.executable, "-c", code, "sweep", str(exp), "--smoke",
+                             "--index", str(i), "--run-dir", str(run_dir)],
+                            env=dict(os.environ), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+  for pair in ((0, 1), (2, 3)):
+    procs = [index(i) for i in pair]
+    outputs = [p.communicate(timeout=300)[0].decode() for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+  strip = lambda r: {k: v for k, v in r["output"].items() if k != "pid"}
+  assert {k: strip(r) for k, r in _results(run_dir).items()} == {
+      k: strip(r) for k, r in _results(local).items()}
+  assert build_report(run_dir, 200) == build_report(local, 200)
+  normalise = lambda path: re.sub(re.escape(str(path)), "RUN", (path / "report.md").read_text())
+  assert normalise(run_dir) == normalise(local)
+  # A re-submitted task finds its run done; --count sizes the array.
+  assert run_sweep([str(exp)], run_dir, "smoke", index=2)["skipped"] == 1
+  from msr_jax.runner.sweep import count_runs
+  assert count_runs([str(exp)], "smoke") == 4

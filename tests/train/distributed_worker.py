@@ -1,6 +1,10 @@
 """One process of the multi-host check (`test_distributed.py` runs it): three train steps
 on a data=2 x fsdp=2 mesh over every global device, the parameters gathered and saved by
-process 0. Run alone (one process with 4 CPU devices) it is the reference."""
+process 0. Run alone (one process with 4 CPU devices) it is the reference.
+
+  distributed_worker.py OUT.npz MODE                      the jitted step
+  distributed_worker.py OUT.npz loop HF_FOLDER RUN_DIR    `train_loop` from a checkpoint
+"""
 
 from __future__ import annotations
 
@@ -24,6 +28,30 @@ from msr_jax.train.step import jit_train_step, make_train_step  # noqa: E402
 from tests.train.conftest import random_batch, tiny_model  # noqa: E402
 
 
+def save(out, params, losses) -> None:
+  gathered = multihost_utils.process_allgather(params, tiled=True)
+  if jax.process_index() == 0:
+    flat = {jax.tree_util.keystr(p): np.asarray(x)
+            for p, x in jax.tree_util.tree_leaves_with_path(gathered)}
+    np.savez(out, losses=np.asarray(losses), **flat)
+
+
+def loop(out: str, folder: str, run_dir: str) -> None:
+  import pathlib
+  sys.path.insert(0, str(pathlib.Path(__file__).parent))
+  from msr_jax.train import metrics_log
+  from msr_jax.train.loop import train_loop
+  from test_train_from_checkpoint import _config
+  config = _config(pathlib.Path(run_dir).parent, folder, **{
+      "mesh.data": 2, "mesh.fsdp": 2, "train.steps": 3, "train.batch_size": 4,
+      "checkpoint.every": 2})
+  config.run_dir = run_dir
+  result = train_loop(config)
+  losses = [m["loss"] for m in metrics_log.read(f"{result.summary['run_dir']}/metrics.jsonl")
+            if m["type"] == "train"]
+  save(out, result.state.params, losses)
+
+
 def main(out: str, mode: str) -> None:
   assert jax.device_count() == 4, jax.device_count()
   config, graphdef, params = tiny_model()
@@ -36,12 +64,11 @@ def main(out: str, mode: str) -> None:
   for batch in batches:
     state, metrics = jitted(state, batch)
     losses.append(float(metrics["loss"]))
-  gathered = multihost_utils.process_allgather(state.params, tiled=True)
-  if jax.process_index() == 0:
-    flat = {jax.tree_util.keystr(p): np.asarray(x)
-            for p, x in jax.tree_util.tree_leaves_with_path(gathered)}
-    np.savez(out, losses=np.asarray(losses), **flat)
+  save(out, state.params, losses)
 
 
 if __name__ == "__main__":
-  main(sys.argv[1], sys.argv[2])
+  if sys.argv[2] == "loop":
+    loop(sys.argv[1], sys.argv[3], sys.argv[4])
+  else:
+    main(sys.argv[1], sys.argv[2])

@@ -32,25 +32,46 @@ def _env(devices: int, **extra) -> dict:
   return env
 
 
-@pytest.mark.parametrize("mode", ["context_frozen", "full"])
-def test_two_processes_take_the_same_update_as_one(tmp_path, mode):
+def _one_and_two(tmp_path, *args):
+  """The worker as one process of 4 devices and as two processes of 2."""
   one = tmp_path / "one.npz"
-  subprocess.run([sys.executable, str(WORKER), str(one), mode], env=_env(4), check=True,
-                 timeout=300)
+  subprocess.run([sys.executable, str(WORKER), str(one), *[a.format(n="one") for a in args]],
+                 env=_env(4), check=True, timeout=300)
   two = tmp_path / "two.npz"
   port = _free_port()
   procs = [subprocess.Popen(
-      [sys.executable, str(WORKER), str(two), mode],
+      [sys.executable, str(WORKER), str(two), *[a.format(n="two") for a in args]],
       env=_env(2, MSR_COORDINATOR=f"localhost:{port}", MSR_NUM_PROCESSES="2",
                MSR_PROCESS_ID=str(i)), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
       for i in range(2)]
   outputs = [p.communicate(timeout=300)[0].decode() for p in procs]
   assert all(p.returncode == 0 for p in procs), "\n".join(outputs)
-  a, b = np.load(one), np.load(two)
+  return np.load(one), np.load(two)
+
+
+@pytest.mark.parametrize("mode", ["context_frozen", "full"])
+def test_two_processes_take_the_same_update_as_one(tmp_path, mode):
+  a, b = _one_and_two(tmp_path, mode)
   assert sorted(a.files) == sorted(b.files) and len(a.files) > 10
   np.testing.assert_allclose(b["losses"], a["losses"], rtol=1e-6)
   for name in a.files:
     np.testing.assert_allclose(b[name], a[name], rtol=1e-5, atol=1e-7, err_msg=name)
+
+
+def test_train_loop_across_two_processes_equals_one(tmp_path):
+  """`train_loop` from an HF folder on a 2 x 2 mesh: the same losses and weights from two
+  processes as from one; process 1 logs in a folder of its own, the checkpoints are
+  shared."""
+  sys.path.insert(0, str(pathlib.Path(__file__).parent))
+  from test_train_from_checkpoint import _hf_folder
+  folder = _hf_folder(tmp_path / "hf", "llama")
+  a, b = _one_and_two(tmp_path, "loop", str(folder), str(tmp_path / "run_{n}"))
+  np.testing.assert_allclose(b["losses"], a["losses"], rtol=1e-6)
+  for name in a.files:
+    np.testing.assert_allclose(b[name], a[name], rtol=1e-5, atol=1e-7, err_msg=name)
+  assert (tmp_path / "run_two" / "process_1" / "metrics.jsonl").exists()
+  assert sorted(p.name for p in (tmp_path / "run_two" / "checkpoints").iterdir()
+                if p.name.isdigit()) == ["2", "3"]
 
 
 def test_the_environment_decides_the_initialisation():

@@ -138,3 +138,23 @@ def test_dtypes_apply_to_a_loaded_checkpoint(tmp_path):
   moments = [x for x in jax.tree.leaves(result.state.opt_state)
              if getattr(x, "shape", ()) != ()]
   assert moments and {x.dtype for x in moments} == {jnp.dtype("float32")}
+
+
+def test_the_gpu_fine_tuning_config_runs_here_on_a_tiny_folder(tmp_path):
+  """configs/hf_finetune.py (bf16 parameters and compute, f32 moments, fsdp over every
+  device) on a tiny Llama folder and this machine's 8 forced CPU devices: two steps."""
+  import jax.numpy as jnp
+  folder = _hf_folder(tmp_path / "hf", "llama")
+  records = _records(tmp_path / "chats.jsonl")
+  config = load_config("configs/hf_finetune.py:llama-3.2-1b", [
+      f"--config.model.checkpoint={folder}", f"--config.data.paths=('{records}',)",
+      "--config.train.steps=2", "--config.train.batch_size=8", "--config.guard.every=0",
+      "--config.checkpoint.every=0", "--config.progress=False", "--config.tensorboard=False",
+      "--config.optim.total_steps=10", "--config.optim.warmup_steps=1"])
+  config.run_dir, config.resume = str(tmp_path / "run"), False
+  result = train_loop(config)
+  assert np.isfinite(result.summary["final_loss"]) and result.summary["step"] == 2
+  kernel = result.state.params["layers"][0]["mlp"]["up_proj"]["kernel"]
+  assert kernel.dtype == jnp.bfloat16 and len(kernel.sharding.device_set) == jax.device_count()
+  for arg in ("qwen2.5-0.5b", "llama-3.2-1b"):
+    assert load_config(f"configs/hf_finetune.py:{arg}").mesh.fsdp == 0
