@@ -54,9 +54,19 @@ def _with_answer(record: Record, answer: str, uid_suffix: str) -> Record:
                              meta={**record.meta, "answer": answer})
 
 
+def earlier_cells(world: World, rules) -> frozenset:
+  """The firing cells of the updates before this one."""
+  return frozenset(c for r in rules for c in stage_world(world, r).r1_cells())
+
+
 def behaviour_records(world: World, rule: policy.Rule, seed: int, count: int,
-                      regime: str = "note_relevant") -> list[Record]:
-  records = behaviour.training_records(stage_world(world, rule), seed, count)
+                      regime: str = "note_relevant", earlier=()) -> list[Record]:
+  """A stage's records of `rule`; with `earlier` rules (the updates before it), none of its
+  non-firing situations falls in their firing cells, so a later update never labels an
+  earlier behaviour's cells with the base policy (sequential updates without contrary
+  labels; the earlier behaviour's retention is then measured as backward transfer)."""
+  records = behaviour.training_records(stage_world(world, rule), seed, count,
+                                       avoid_cells=earlier_cells(world, earlier))
   if regime == "note_relevant":
     return [dataclasses.replace(r, source=BEHAVIOUR) for r in records]
   if regime == "note_ignored":

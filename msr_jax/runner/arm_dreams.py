@@ -48,10 +48,10 @@ def _dream_config(cfg, seed: int) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict({"seed": seed, "dream": dream})
 
 
-def dream_records(cfg, base, params, rule, stage: int, seed: int) -> list:
+def dream_records(cfg, base, params, rule, stage: int, seed: int, earlier=()) -> list:
   world = arm_data.stage_world(base.world, rule)
   real = arm_data.behaviour_records(base.world, rule, 1000 * seed + stage,
-                                    int(cfg.data.behaviour_records))
+                                    int(cfg.data.behaviour_records), earlier=earlier)
   with tempfile.TemporaryDirectory(prefix="msr-dream-") as tmp:
     with MemoryGraph.open(f"{tmp}/memory.sqlite") as graph:
       setup = _setup(base, world, graph, real)

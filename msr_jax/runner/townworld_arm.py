@@ -169,9 +169,11 @@ def _train_config(cfg, run_dir: str, seed: int, sources: dict) -> ml_collections
   return config
 
 
-def _stage_sources(cfg, base: Base, rule, stage: int, seed: int, params) -> dict[str, list]:
+def _stage_sources(cfg, base: Base, rule, stage: int, seed: int, params,
+                   earlier=()) -> dict[str, list]:
   records = arm_data.behaviour_records(base.world, rule, 1000 * seed + stage,
-                                       int(cfg.data.behaviour_records), cfg.data.regime)
+                                       int(cfg.data.behaviour_records), cfg.data.regime,
+                                       earlier)
   records = arm_data.corrupt(records, float(cfg.stress.bad_batch_fraction), 1000 * seed + stage)
   if cfg.memory.self_targets:
     from msr_jax.runner import arm_dreams
@@ -183,7 +185,7 @@ def _stage_sources(cfg, base: Base, rule, stage: int, seed: int, params) -> dict
     raise ValueError(f"data.mixture: unknown {cfg.data.mixture!r} (diverse | narrow)")
   if cfg.dream.mode != "none":
     from msr_jax.runner import arm_dreams
-    records += arm_dreams.dream_records(cfg, base, params, rule, stage, seed)
+    records += arm_dreams.dream_records(cfg, base, params, rule, stage, seed, earlier)
   return records
 
 
@@ -280,7 +282,7 @@ def run(config: dict, seed: int) -> dict:
   probe_fn = (lambda p: float(_exact(base, p, guard_items).mean())) if cfg.guard.every else None
   every = int(cfg.eval.every)
   for stage, rule in enumerate(rules, start=1):
-    records = _stage_sources(cfg, base, rule, stage, seed, params)
+    records = _stage_sources(cfg, base, rule, stage, seed, params, rules[:stage - 1])
     with tempfile.TemporaryDirectory(prefix="msr-arm-") as tmp:
       train_cfg = _train_config(cfg, tmp, seed, {r.source for r in records})
       sources = examples_from_records(records, base.adapter, train_cfg.data)

@@ -72,14 +72,18 @@ def episode(world: World, rng: np.random.Generator, split: str, uid: str, *,
   return episodes.decision(rng, situation, uid, meta={"split": split}, **rule_kw)
 
 
-def training_records(world: World, seed: int, count: int, p_fire: float = 0.5) -> list[Record]:
+def training_records(world: World, seed: int, count: int, p_fire: float = 0.5,
+                     avoid_cells=()) -> list[Record]:
   """R1 fine-tuning data: firing situations and non-firing ones (answered by R0).
 
   Non-firing situations come from training cells, people and templates too, so that the
-  model learns when R1 applies, not only what it says.
+  model learns when R1 applies, not only what it says. `avoid_cells`: cells no non-firing
+  situation is drawn from (an earlier update's firing cells: R0's answer there would
+  un-teach it).
   """
   rng = np.random.default_rng([seed, 101])
-  other_cells = [c for c in world.cells(held_out=False) if c not in set(world.r1_cells())]
+  skip = set(world.r1_cells()) | {tuple(c) for c in avoid_cells}
+  other_cells = [c for c in world.cells(held_out=False) if c not in skip]
   records = []
   for n in range(count):
     uid = f"townworld-r1-train-{seed}-{n}"

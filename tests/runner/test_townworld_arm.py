@@ -122,3 +122,23 @@ def test_an_arm_gated_on_its_validation_split(base_dir, monkeypatch, learned):
   else:
     assert summary["step"] == 4 and summary["gate_step"] is None
     assert summary["gate_efficacy"] == 0.0
+
+
+def test_a_later_update_never_labels_an_earlier_behaviours_cells_with_the_base_policy():
+  """P1's second update used to draw base-policy (R0) answers in R1's firing cells, which
+  un-teaches R1 without the retention metric counting it; with the earlier rules given, no
+  record of the later stage falls in their cells. Stage 1 is unchanged."""
+  from msr_jax.runner import arm_data
+  from msr_jax.world.world import World
+  world = World.build(0)
+  rules = arm_data.stage_rules(world, 2)
+  r1_cells = arm_data.earlier_cells(world, rules[:1])
+  cell = lambda r: tuple(r.meta["cell"])
+  before = arm_data.behaviour_records(world, rules[1], 7, 400)
+  after = arm_data.behaviour_records(world, rules[1], 7, 400, earlier=rules[:1])
+  assert sum(cell(r) in r1_cells for r in before) > 0  # the contrary labels of old
+  assert not any(cell(r) in r1_cells for r in after)
+  assert len(after) == 400 and any(r.meta["rule_fires"] for r in after)
+  first = arm_data.behaviour_records(world, rules[0], 7, 50)
+  assert [r.messages for r in first] == [r.messages for r in arm_data.behaviour_records(
+      world, rules[0], 7, 50, earlier=())]
