@@ -31,6 +31,9 @@ class ProbeItem:
   start: int  # answer span tokens[start:end]; predicted from positions start-1 .. end-2
   end: int
   twin: int = -1  # an index of another item this one is compared with (-1: none)
+  # The group this item is not independent of (a grid cell, a template, a person): the
+  # unit a generalisation claim resamples ("": the item stands alone).
+  cluster: str = ""
 
 
 @functools.partial(jax.jit, static_argnums=0)

@@ -142,23 +142,41 @@ def _clusters(runs_by_arm, arm: str, metric: str):
   return labels
 
 
-def _samples(statistic, arrays, num_resamples, seed):
-  """Bootstrap replicates: seeds, then items (arrays over different item sets, such as the
-  transfer ratio's novel and training items, get independent item draws)."""
+def _samples(statistic, arrays, num_resamples, seed, clusters=None):
+  """Bootstrap replicates: seeds, then items. Arrays over the same items (the same count
+  and cluster labels) share their draws; arrays over other items (the transfer ratio's
+  novel and training items) get independent ones. Where `clusters[k]` labels array k's
+  items, its clusters are drawn first and then items within each drawn cluster."""
   rng = np.random.default_rng(seed)
   num_seeds = arrays[0].shape[0]
-  counts = sorted({a.shape[1] for a in arrays})
+  clusters = list(clusters) if clusters is not None else [None] * len(arrays)
+  keys = [(a.shape[1], None if c is None else tuple(c)) for a, c in zip(arrays, clusters)]
+  members = {}
+  for key in set(keys):
+    if key[1] is not None:
+      ids = np.unique(np.asarray(key[1]), return_inverse=True)[1]
+      members[key] = [np.flatnonzero(ids == c) for c in range(int(ids.max()) + 1)]
+
+  def draw(key):
+    if key not in members:
+      return rng.integers(0, key[0], key[0])
+    groups = members[key]
+    chosen = rng.integers(0, len(groups), len(groups))
+    return np.concatenate([groups[c][rng.integers(0, len(groups[c]), len(groups[c]))]
+                           for c in chosen])
+
   out = np.empty(num_resamples)
+  order = sorted(set(keys), key=repr)
   for r in range(num_resamples):
     s = rng.integers(0, num_seeds, num_seeds)
-    items = {n: rng.integers(0, n, n) for n in counts}
-    out[r] = statistic(*[a[np.ix_(s, items[a.shape[1]])] for a in arrays])
+    items = {key: draw(key) for key in order}
+    out[r] = statistic(*[a[np.ix_(s, items[k])] for a, k in zip(arrays, keys)])
   return out
 
 
-def _resamples(statistic, arrays, num_resamples, seed) -> stats.Resamples:
+def _resamples(statistic, arrays, num_resamples, seed, clusters=None) -> stats.Resamples:
   return stats.Resamples(float(statistic(*arrays)),
-                         _samples(statistic, arrays, num_resamples, seed))
+                         _samples(statistic, arrays, num_resamples, seed, clusters))
 
 
 def statistic_for(runs_by_arm, arm: str, metric: str, num_resamples: int, seed: int):
@@ -166,7 +184,10 @@ def statistic_for(runs_by_arm, arm: str, metric: str, num_resamples: int, seed: 
   mean, bootstrap replicates for the transfer ratio. Either gives `.interval(level)` and
   `.p_value(margin, direction)` from the same numbers."""
   if metric.startswith("transfer_ratio:"):
-    return _resamples(_ratio, _ratio_arrays(runs_by_arm, arm, metric), num_resamples, seed)
+    novel, train = metric.partition(":")[2].split("/")
+    labels = [_clusters(runs_by_arm, arm, f"score:{p}") for p in (novel, novel, train, train)]
+    return _resamples(_ratio, _ratio_arrays(runs_by_arm, arm, metric), num_resamples, seed,
+                      labels)
   return stats.crossed_t(arm_matrix(runs_by_arm, arm, metric),
                          _clusters(runs_by_arm, arm, metric))
 

@@ -6,6 +6,8 @@ arm config of `configs/townworld_arms.py` (experiment files start from its `arm`
 through `msr_jax.runner.arms` and change fields). Output (JSON):
 
   scores[probe] = {"base": [0/1 per item], "final": [...]}   exact match, fixed item order
+  clusters[probe] each item's cluster (behaviour probes: its cell, N1 its person, N3 its
+                template), where the probe has them
   stages        R[stage][group] means (stage 0 = base) over GROUPS, and ACC/BWT/forgetting
   during        [{"step", "knowledge", "context", "behaviour"}] every eval.every steps
   stability_gap min of each group during training, and the dip below its starting value
@@ -313,8 +315,14 @@ def run(config: dict, seed: int) -> dict:
   kl, cka = _similarity(base, params, items)
   ratio = lambda g: min(1.0, stage_rows[-1][g] / max(stage_rows[0][g], 1e-9))
   novel = float(np.mean([final_by[n].mean() for n in NOVEL]))
+  by_name: dict[str, list[str]] = {}
+  for item in items:
+    by_name.setdefault(item.probe, []).append(item.cluster)
   output = {
       "scores": {n: {"base": base_by[n].tolist(), "final": final_by[n].tolist()} for n in names},
+      # Per probe, each item's cluster (behaviour probes: cell, template or person), in item
+      # order: what the analysis resamples for claims about generalisation.
+      "clusters": {n: c for n, c in by_name.items() if all(c)},
       "stages": {"columns": columns, "R": matrix.tolist(),
                  "acc": cl_metrics.acc(matrix),
                  "bwt": cl_metrics.bwt(matrix, list(range(len(task_cols)))) if len(rules) > 1 else None,

@@ -36,11 +36,22 @@ DEFAULT_SIZES = {"K1": 300, "K2": 300, "qa_trained": 150, "K4": 120, "C1": 60, "
 
 
 
-def _span_item(probe: str, record: Record, adapter) -> ProbeItem:
+def _span_item(probe: str, record: Record, adapter, cluster: str = "") -> ProbeItem:
   """The last assistant message's content is the answer (the end-of-turn is not scored)."""
   encoded = tokenize_record(record, adapter)
   span = encoded.spans[-1]
-  return ProbeItem(probe, encoded.tokens, span.start, span.content_end)
+  return ProbeItem(probe, encoded.tokens, span.start, span.content_end, cluster=cluster)
+
+
+def behaviour_cluster(probe: str, record: Record) -> str:
+  """What a behaviour item shares with its neighbours: the held-out factor of its split
+  (N1: the requester, N3: the request template), else its (item, weather) cell."""
+  meta = record.meta
+  if probe == "N1":
+    return f"person:{meta['requester']}"
+  if probe == "N3":
+    return f"template:{meta['template']}"
+  return "cell:" + "/".join(meta["cell"])
 
 
 def _bio_completion(world: World, rng, person: str, attribute: str, adapter) -> ProbeItem:
@@ -111,11 +122,13 @@ def build(world: World, seed: int, adapter, sizes: dict | None = None) -> list[P
   for split, probe in (("train", "B_train"), ("n1", "N1"), ("n2", "N2"), ("n3", "N3"),
                        ("spec", "spec")):
     for _ in range(n["behaviour"]):
-      items.append(_span_item(probe, behaviour.episode(world, r, split, probe), adapter))
+      record = behaviour.episode(world, r, split, probe)
+      items.append(_span_item(probe, record, adapter, behaviour_cluster(probe, record)))
   for k in behaviour.N4_DISTRACTORS:
     for _ in range(n["N4"]):
       record = behaviour.episode(world, r, "n4", "n4", num_distractors=k)
-      items.append(_span_item(f"N4_{k}", record, adapter))
+      items.append(_span_item(f"N4_{k}", record, adapter,
+                              behaviour_cluster(f"N4_{k}", record)))
   return items
 
 

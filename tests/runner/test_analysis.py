@@ -141,3 +141,32 @@ def test_a_matched_criterion_needs_every_run_to_reach_its_gate():
   runs["b"][1]["output"]["learned"] = True
   r = analysis.evaluate_criterion(crit, runs, num_resamples=50)
   assert "learned" not in r.detail and r.interval is not None  # evaluated as usual
+
+
+def test_generalisation_metrics_resample_the_item_clusters():
+  """Items of 4 clusters that fail or pass together: with the clusters given, the interval
+  of the mean (crossed t) and of the transfer ratio (cluster bootstrap) are wider than when
+  each item stands alone, as they must be with 4 independent units instead of 40."""
+  cells = np.repeat(np.arange(4), 10)
+  passes = np.array([0.9, 0.8, 0.2, 0.1])[cells]  # the cells decide, the same in every seed
+  def arm_runs(with_clusters):
+    runs = []
+    for seed in range(3):
+      novel = (passes + 0.3 * (rng.random(40) - 0.5) > 0.5).astype(float)
+      output = {"scores": {"N2": {"base": [0.0] * 40, "final": novel.tolist()},
+                           "B_train": {"base": [0.0] * 40, "final": [1.0] * 40}}}
+      if with_clusters:
+        output["clusters"] = {"N2": [f"cell:{c}" for c in cells]}
+      runs.append(_run(seed, {}) | {"output": output})
+    return runs
+  rng = np.random.default_rng(0)
+  clustered = {"a": arm_runs(True)}
+  rng = np.random.default_rng(0)
+  flat = {"a": arm_runs(False)}
+  width = lambda r: r.interval.high - r.interval.low
+  for metric, kind in (("score:N2", "threshold"), ("transfer_ratio:N2/B_train", "threshold")):
+    crit = {"kind": kind, "metric": metric, "arm": "a", "min": 0.5}
+    wide = analysis.evaluate_criterion(crit, clustered, num_resamples=400)
+    narrow = analysis.evaluate_criterion(crit, flat, num_resamples=400)
+    assert wide.interval.estimate == pytest.approx(narrow.interval.estimate)
+    assert width(wide) > 1.5 * width(narrow), (metric, width(wide), width(narrow))

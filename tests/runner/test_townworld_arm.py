@@ -36,6 +36,12 @@ def test_arm_output_is_complete_and_deterministic(base_dir):
   scores = first["scores"]
   for probe in ("K1", "K2", "C2", "R0", "B_train", "B_train_s2", "N1", "N2", "N3", "spec"):
     assert len(scores[probe]["base"]) == len(scores[probe]["final"]) > 0
+  # Behaviour items carry their clusters: N2 by cell, N3 by template, N1 by person.
+  clusters = first["clusters"]
+  assert {"B_train", "B_train_s2", "N1", "N2", "N3", "spec"} <= set(clusters)
+  assert all(len(clusters[p]) == len(scores[p]["final"]) for p in clusters)
+  assert {c.split(":")[0] for p, kind in (("N1", "person"), ("N2", "cell"), ("N3", "template"))
+          for c in clusters[p]} == {"person", "cell", "template"}
   assert first["stages"]["columns"] == ["behaviour", "behaviour_2", "knowledge", "context"]
   assert np.shape(first["stages"]["R"]) == (3, 4)
   assert [d["step"] for d in first["during"]] == [0, 2, 5]  # every 2 steps, across stages
