@@ -3,7 +3,9 @@
 Defence sets: none, each defence alone, all together, and all but one (leave-one-out),
 each run in every cell of a stress grid (a high learning rate with sequential updates;
 injected bad batches and bad dreams). Robustness = the worst case over the grid of the
-composite score (behaviour on novel situations x retained knowledge x retained context).
+composite score (behaviour on novel situations x retained knowledge x retained context x
+kept specificity, the base policy where R1 must not fire). "All" is compared with each
+single defence by an intersection-union test (it must beat every one).
 """
 
 import pathlib

@@ -315,6 +315,8 @@ def run(config: dict, seed: int) -> dict:
   kl, cka = _similarity(base, params, items)
   ratio = lambda g: min(1.0, stage_rows[-1][g] / max(stage_rows[0][g], 1e-9))
   novel = float(np.mean([final_by[n].mean() for n in NOVEL]))
+  specificity = (min(1.0, final_by["spec"].mean() / max(base_by["spec"].mean(), 1e-9))
+                 if "spec" in final_by else 1.0)
   by_name: dict[str, list[str]] = {}
   for item in items:
     by_name.setdefault(item.probe, []).append(item.cluster)
@@ -331,7 +333,10 @@ def run(config: dict, seed: int) -> dict:
       "stability_gap": {g: {"min": min(d[g] for d in during), "start": during[0][g]}
                         for g in ("knowledge", "context", "behaviour")},
       "kl_to_base": kl, "context_cka": cka,
-      "composite": novel * ratio("knowledge") * ratio("context"),
+      # Behaviour on novel situations x what was kept of knowledge, context, and of the
+      # base policy where R1 must not fire (specificity: an arm that fires everywhere
+      # scores well on novel situations, and must not score well here).
+      "composite": novel * ratio("knowledge") * ratio("context") * specificity,
       "train": summaries,
       "rules": [r.text() for r in rules],
   }

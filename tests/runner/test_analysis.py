@@ -170,3 +170,27 @@ def test_generalisation_metrics_resample_the_item_clusters():
     narrow = analysis.evaluate_criterion(crit, flat, num_resamples=400)
     assert wide.interval.estimate == pytest.approx(narrow.interval.estimate)
     assert width(wide) > 1.5 * width(narrow), (metric, width(wide), width(narrow))
+
+
+def test_all_against_every_single_defence_is_an_intersection_union_test():
+  """Known answers on per-seed worst cases: an arm better than both baselines in every seed
+  is supported with p = the larger pairwise p; one baseline as good as the arm makes it
+  inconclusive (the other comparison alone cannot carry the claim); a baseline better than
+  the arm makes it not supported."""
+  arm = {"all@x": _valued([0.80, 0.82, 0.78, 0.81, 0.79])}
+  def with_baselines(a, b):
+    return arm | {"a@x": _valued(a), "b@x": _valued(b)}
+  crit = {"kind": "worst_case_superiority", "arm": "all", "baselines": ["a", "b"],
+          "metric": "value:composite"}
+  clear = analysis.evaluate_criterion(crit, with_baselines(
+      [0.50, 0.52, 0.49, 0.51, 0.50], [0.60, 0.61, 0.58, 0.62, 0.60]))
+  assert clear.outcome == analysis.SUPPORTED
+  pairwise = [analysis.evaluate_criterion({**crit, "baselines": [b]}, with_baselines(
+      [0.50, 0.52, 0.49, 0.51, 0.50], [0.60, 0.61, 0.58, 0.62, 0.60])).p_value for b in "ab"]
+  assert clear.p_value == pytest.approx(max(pairwise)) and "of b" in clear.detail
+  tie = analysis.evaluate_criterion(crit, with_baselines(
+      [0.50, 0.52, 0.49, 0.51, 0.50], [0.81, 0.78, 0.80, 0.79, 0.82]))
+  assert tie.outcome == analysis.INCONCLUSIVE and tie.p_value > 0.025
+  worse = analysis.evaluate_criterion(crit, with_baselines(
+      [0.50, 0.52, 0.49, 0.51, 0.50], [0.95, 0.96, 0.94, 0.95, 0.97]))
+  assert worse.outcome == analysis.NOT_SUPPORTED

@@ -36,6 +36,13 @@ def test_arm_output_is_complete_and_deterministic(base_dir):
   scores = first["scores"]
   for probe in ("K1", "K2", "C2", "R0", "B_train", "B_train_s2", "N1", "N2", "N3", "spec"):
     assert len(scores[probe]["base"]) == len(scores[probe]["final"]) > 0
+  # The composite: novel behaviour x kept knowledge, context and specificity.
+  mean = lambda p, w: float(np.mean(scores[p][w]))
+  kept = lambda g, c: min(1.0, first["stages"]["R"][-1][c] / max(first["stages"]["R"][0][c], 1e-9))
+  novel = np.mean([mean(n, "final") for n in ("N1", "N2", "N3")])
+  spec = min(1.0, mean("spec", "final") / max(mean("spec", "base"), 1e-9))
+  assert first["composite"] == pytest.approx(novel * kept("knowledge", 2) * kept("context", 3)
+                                             * spec)
   # Behaviour items carry their clusters: N2 by cell, N3 by template, N1 by person.
   clusters = first["clusters"]
   assert {"B_train", "B_train_s2", "N1", "N2", "N3", "spec"} <= set(clusters)
