@@ -59,6 +59,20 @@ def _arm_table(grouped: dict, metrics: list[str]) -> list[str]:
   return lines
 
 
+def _finding(verdict: str, before_holm: str, criteria: list[dict]) -> str:
+  """One sentence: the verdict and the criterion that decided it."""
+  if not criteria:
+    return "**Found:** nothing to decide (no criterion declared)."
+  if verdict == analysis.SUPPORTED:
+    return (f"**Found: supported.** Every criterion holds; "
+            f"{criteria[0]['name']}: {criteria[0]['detail']}.")
+  if before_holm == analysis.SUPPORTED:  # downgraded by the Holm correction
+    return ("**Found: inconclusive.** Every criterion holds, but the primary test does not "
+            "survive the Holm correction across the predictions.")
+  deciding = next((c for c in criteria if c["outcome"] == verdict), criteria[0])
+  return f"**Found: {verdict}.** {deciding['name']}: {deciding['detail']}."
+
+
 def build_report(run_dir: str | pathlib.Path, num_resamples: int = 2000) -> dict:
   run_dir = pathlib.Path(run_dir)
   index = run_dir / "experiments.json"
@@ -114,8 +128,13 @@ def build_report(run_dir: str | pathlib.Path, num_resamples: int = 2000) -> dict
     p = adjusted.get(name)
     lines.append(f"| {name} | {exp['prediction']} | {final[name]} | "
                  f"{'-' if p is None else f'{p:.4f}'} |")
-  for _, section in sections:
-    lines += [""] + section
+  findings = {}
+  for exp in experiments:
+    name = exp["name"]
+    findings[name] = _finding(final[name], verdicts[name], summary[name]["criteria"])
+  for name, section in sections:
+    # Each section opens with what was found, in one sentence, after the heading.
+    lines += [""] + section[:1] + ["", findings[name]] + section[1:]
   report_path = run_dir / "report.md"
   atomic.write_text(report_path, "\n".join(lines) + "\n")
   for name in summary:

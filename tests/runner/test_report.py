@@ -59,6 +59,22 @@ def test_report_end_to_end(tmp_path, monkeypatch):
   report = (run_dir / "report.md").read_text()
   assert "| toy_forgetting | P1 | supported |" in report
   assert "gentle updates do not forget" in report
+  # The section opens with what was found, in one sentence.
+  section = report.split("## toy_forgetting")[1].splitlines()
+  assert section[2].startswith("**Found: supported.** Every criterion holds; gentle forgets")
   assert len(list((run_dir / "plots").glob("*.png"))) == 6
   assert "bars: not drawn" in report  # A missing probe is reported, not a crash.
   assert json.loads((run_dir / "verdicts.json").read_text())["toy_forgetting"]["holm_p"] < 0.05
+
+
+def test_a_sections_opening_sentence_names_what_decided_it():
+  from msr_jax.runner.report import _finding
+  criteria = [{"name": "A", "outcome": "supported", "detail": "a"},
+              {"name": "B", "outcome": "inconclusive", "detail": "not learned within the cap"}]
+  assert _finding("inconclusive", "inconclusive", criteria) == (
+      "**Found: inconclusive.** B: not learned within the cap.")
+  criteria[1]["outcome"] = "not supported"
+  assert _finding("not supported", "not supported", criteria).startswith(
+      "**Found: not supported.** B:")
+  assert "Holm" in _finding("inconclusive", "supported", criteria)
+  assert "no criterion" in _finding("no criterion", "no criterion", [])
