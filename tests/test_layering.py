@@ -20,7 +20,7 @@ LIBRARY = ("model", "checkpoints", "optim", "data", "train", "sample", "memory")
 # The generic parts above the core library: they import no domain either (their docs may
 # name Townworld's implementation of their interfaces).
 GENERIC = LIBRARY + ("eval", "dream")
-ABOVE = ("msr_jax.world", "msr_jax.runner", "msr_jax.commands", "msr_jax.cli")
+ABOVE = ("msr_jax.world", "msr_jax.chat", "msr_jax.runner", "msr_jax.commands", "msr_jax.cli")
 
 
 def _imports(path: pathlib.Path) -> list[tuple[int, str]]:

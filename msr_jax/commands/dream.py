@@ -1,6 +1,8 @@
 """`msr dream --config configs/dream.py[:smoke]`: consolidate a behaviour by dreaming.
 
-Runs `msr_jax.dream.consolidate.run_consolidation` on Townworld: per cycle, walks over the
+Runs `msr_jax.dream.consolidate.run_consolidation` on Townworld (or, with
+`config.domain = "chat"`, on a chat model: `configs/dream_real.py`,
+`msr_jax/chat/dream_domain.py`): per cycle, walks over the
 memory graph, collisions, answers with the rule note in context, judges, filtered
 behavioural cloning and context-frozen training; writes `dream_cycles.jsonl`, the dream
 records of every cycle and the memory graph into `config.out_dir` (or `--out`).
@@ -22,7 +24,6 @@ def register(subparsers) -> None:
 def run(args) -> int:
   from msr_jax import atomic
   from msr_jax.dream.consolidate import run_consolidation
-  from msr_jax.world.dream_domain import townworld_setup
   from msr_jax.memory import MemoryGraph
   from msr_jax.runner.config import load_config
 
@@ -34,7 +35,12 @@ def run(args) -> int:
     raise SystemExit(f"{graph_path} exists: a dream run starts from a new memory graph; "
                      "choose another --out or remove the old run")
   with MemoryGraph.open(graph_path) as graph:
-    setup, params = townworld_setup(config, graph)
+    if config.get("domain", "townworld") == "chat":
+      from msr_jax.chat.dream_domain import chat_setup
+      setup, params = chat_setup(config, graph)
+    else:
+      from msr_jax.world.dream_domain import townworld_setup
+      setup, params = townworld_setup(config, graph)
     atomic.write_json(os.path.join(out_dir, "config.json"), config.to_dict())
     run_consolidation(config, params, setup, run_dir=out_dir)
   print(f"per-cycle log -> {os.path.join(out_dir, 'dream_cycles.jsonl')}")

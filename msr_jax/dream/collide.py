@@ -56,6 +56,7 @@ def deal_parts(num_memories: int, parts: Sequence[str], rng: np.random.Generator
 class CollisionStats:
   walks: int = 0
   short_walks: int = 0   # fewer than 2 distinct decision memories: no collision
+  dropped: int = 0       # collisions the domain refused (None from `collide`)
   scenarios: int = 0
 
 
@@ -78,8 +79,11 @@ def collide_walks(graph, walks: Iterable[Sequence[int]], rng: np.random.Generato
       stats.short_walks += 1
       continue
     ids, records = zip(*chosen)
-    scenarios.append(domain.collide(records, rng, f"{prefix}-{len(scenarios)}", ids,
-                                    split_cell))
+    scenario = domain.collide(records, rng, f"{prefix}-{len(scenarios)}", ids, split_cell)
+    if scenario is None:  # the domain dropped it (a real model's echo or duplicate)
+      stats.dropped += 1
+      continue
+    scenarios.append(scenario)
   stats.scenarios = len(scenarios)
   return scenarios, stats
 

@@ -144,6 +144,9 @@ def dream_cycle(config, setup: DreamSetup, params, cycle: int, temperature: floa
   fast_store = domain.fast_store()
   oracle = domain.reference()
   stats = {"walks": cstats.walks, "short_walks": cstats.short_walks,
+           "dropped_collisions": cstats.dropped,
+           # Cumulative reasons, where the domain counts them (the chat domain does).
+           **({"dropped_why": dict(domain.dropped)} if hasattr(domain, "dropped") else {}),
            "scenarios": len(scenarios), "temperature": temperature,
            "novelty": cycle_metrics.novelty(scenarios, real_keys, domain),
            "n2_cells_scenarios": cycle_metrics.n2_cells(
@@ -180,10 +183,13 @@ def dream_cycle(config, setup: DreamSetup, params, cycle: int, temperature: floa
       "answer_accuracy": float(np.mean(oracle_ok)),
       "finished": float(np.mean([r.finished for r in responses])),
       "dreams": len(records),
+      # Against the reference's own answers, where it has them (a verifier has none).
       "dream_validity": float(np.mean([r.messages[-1].content == r.meta["oracle_answer"]
-                                       for r in records])) if records else None,
+                                       for r in records]))
+                        if records and all(r.meta["oracle_answer"] is not None
+                                           for r in records) else None,
       "novelty_dreams": float(np.mean([m["novel"] for m in kept])) if kept else None,
-      "n2_cells_dreams": cycle_metrics.n2_cells((m["cell"] for m in kept),
+      "n2_cells_dreams": cycle_metrics.n2_cells((m.get("cell") for m in kept),
                                                 domain.held_out_cells),
       "examples": [{"scenario": s.messages[-1].content, "answer": r.text,
                     "judges": {n: verdicts[n][i].reasons[0] for n in names}}

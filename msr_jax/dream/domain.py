@@ -9,7 +9,8 @@ and trains on them with the fast store stripped. A domain supplies:
   memory_entities    a record's memory-graph entities, or None for a record that is no
                      memory to collide (it is passed over by the walks)
   collide            2-3 memories -> one new `Scenario` (its `situation` is the domain's
-                     structured form of it, or None)
+                     structured form of it, or None), or None to drop the collision (a
+                     real model's echo of a memory, a duplicate)
   fast_store         the behaviour's instruction and demonstrations, as messages put
                      before a scenario when answering (and stripped for training)
   judge              a domain judge by name (`judges.Judge`), e.g. a verifier
@@ -24,7 +25,8 @@ and trains on them with the fast store stripped. A domain supplies:
                      (behaviour with the fast store), "slow" (without it), "knowledge"
                      and "context" (retention: the guard's score is their mean)
 
-Townworld's implementation is `msr_jax.world.dream_domain.TownworldDomain`.
+Townworld's implementation is `msr_jax.world.dream_domain.TownworldDomain`; chat models'
+is `msr_jax.chat.dream_domain.ChatDomain`.
 """
 
 from __future__ import annotations

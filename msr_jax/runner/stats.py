@@ -146,6 +146,8 @@ class TEstimate:
     from scipy import stats as scipy_stats
     if self.se == 0:
       return Interval(self.estimate, self.estimate, self.estimate, level)
+    if not np.isfinite(self.se):
+      return Interval(self.estimate, -float("inf"), float("inf"), level)
     half = float(scipy_stats.t.ppf(0.5 + level / 2, self.df)) * self.se
     return Interval(self.estimate, self.estimate - half, self.estimate + half, level)
 
@@ -191,6 +193,8 @@ def crossed_t(x_SxI, clusters=None) -> TEstimate:
     parts.append((num_clusters / (num_clusters - 1) * np.sum(share ** 2 *
                                                               (means - estimate) ** 2),
                   num_clusters - 1))
+  if not parts:  # one seed and one cluster: nothing says how much it varies
+    return TEstimate(estimate, float("inf"), float("inf"))
   variance = sum(v for v, _ in parts)
   if variance <= 0:
     return TEstimate(estimate, 0.0, float("inf"))

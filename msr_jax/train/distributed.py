@@ -5,7 +5,8 @@ that this process is one of several, and does nothing otherwise:
   - explicit: MSR_COORDINATOR (host:port of process 0), MSR_NUM_PROCESSES, MSR_PROCESS_ID
     (and MSR_LOCAL_DEVICES, comma-separated local device ids, if a process should not take
     every local device);
-  - Slurm (SLURM_NTASKS > 1 inside `srun`) and Open MPI (OMPI_COMM_WORLD_SIZE > 1):
+  - Slurm (SLURM_NTASKS > 1 inside an `srun` step, SLURM_STEP_ID set) and Open MPI
+    (OMPI_COMM_WORLD_SIZE > 1):
     `jax.distributed.initialize()` detects coordinator, count and rank itself.
 On the CPU backend the collectives go through gloo. It must run before anything touches a
 device; `msr train` calls it first.
@@ -52,9 +53,12 @@ def cluster_kwargs(environ: Mapping[str, str] | None = None) -> dict | None:
   explicit = _explicit(environ)
   if explicit is not None:
     return explicit if explicit["num_processes"] > 1 else None
-  for count in ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE"):
-    if int(environ.get(count, "1") or 1) > 1:
-      return {}
+  # Slurm: only inside a job step (`srun`), where every task runs this program; a batch
+  # script itself (SLURM_NTASKS set, no step) is one process and must not wait for others.
+  if int(environ.get("SLURM_NTASKS", "1") or 1) > 1 and "SLURM_STEP_ID" in environ:
+    return {}
+  if int(environ.get("OMPI_COMM_WORLD_SIZE", "1") or 1) > 1:
+    return {}
   return None
 
 

@@ -103,3 +103,10 @@ def test_the_intersection_union_test_takes_the_weakest_comparison():
   assert stats.intersection_union({"a": 0.01, "b": 0.04, "c": 0.002}) == 0.04
   with pytest.raises(ValueError):
     stats.intersection_union({})
+
+
+def test_one_seed_and_one_cluster_say_nothing():
+  t = stats.crossed_t(np.array([[0.3, 0.3, 0.3]]), clusters=["a", "a", "a"])
+  interval = t.interval()
+  assert interval.low == -np.inf and interval.high == np.inf
+  assert t.p_value(0.0, "greater") == pytest.approx(0.5)

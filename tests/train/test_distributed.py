@@ -77,7 +77,10 @@ def test_train_loop_across_two_processes_equals_one(tmp_path):
 def test_the_environment_decides_the_initialisation():
   assert distributed.cluster_kwargs({}) is None
   assert distributed.cluster_kwargs({"SLURM_NTASKS": "1"}) is None
-  assert distributed.cluster_kwargs({"SLURM_NTASKS": "4", "SLURM_PROCID": "2"}) == {}
+  assert distributed.cluster_kwargs({"SLURM_NTASKS": "4", "SLURM_PROCID": "2",
+                                     "SLURM_STEP_ID": "0"}) == {}
+  # A batch script outside any srun step is one process, however many tasks it asked for.
+  assert distributed.cluster_kwargs({"SLURM_NTASKS": "4"}) is None
   assert distributed.cluster_kwargs({"OMPI_COMM_WORLD_SIZE": "2"}) == {}
   assert distributed.cluster_kwargs({"MSR_COORDINATOR": "h:1", "MSR_NUM_PROCESSES": "2",
                                      "MSR_PROCESS_ID": "1", "MSR_LOCAL_DEVICES": "0,1"}) == {
