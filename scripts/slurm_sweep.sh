@@ -6,9 +6,10 @@
 #   sbatch --array=0-$((N - 1))%16 scripts/slurm_sweep.sh experiments/p1_forgetting.py --smoke
 #   msr report runs/sweep                                          # once every task is done
 #
-# Results are stored atomically under a hash of each run's full config, so tasks never
-# write the same file, a re-submitted array skips the runs that finished, and identical
-# arms of different experiments run once. RUN_DIR (default runs/sweep) must be shared.
+# Results are stored atomically under a hash of each run's full config: a re-submitted
+# array skips the runs that finished, and an index whose run an identical arm already
+# stored is skipped (two identical arms running at the same time both run, harmlessly:
+# one result is kept). RUN_DIR (default runs/sweep) must be shared.
 #SBATCH --job-name=msr-sweep
 #SBATCH --cpus-per-task=2
 #SBATCH --mem=16G

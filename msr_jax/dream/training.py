@@ -80,7 +80,8 @@ def train_cycle(trainer: ml_collections.ConfigDict, setup, params,
     config.seed = int(seed)
     config.guard.anchor = None if guard_anchor is None else float(guard_anchor)
   result = train_loop(config, sources, graphdef=setup.graphdef, params=params,
-                      model_config=setup.model_config, probe_fn=probe_fn, run_dir=run_dir)
+                      model_config=setup.model_config, probe_fn=probe_fn, run_dir=run_dir,
+                      adapter=setup.adapter)
   lines = metrics_log.read(os.path.join(run_dir, "metrics.jsonl"))
   steps = [x for x in lines if x["type"] == "train"]
   guard = [x for x in lines if x["type"] == "guard"]

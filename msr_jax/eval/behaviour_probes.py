@@ -22,10 +22,15 @@ from typing import Callable, Sequence
 import jax
 import numpy as np
 
+from msr_jax.errors import UserError
 from msr_jax.sample.generation import generate
 
 BehaviourJudge = Callable[[Sequence[str], Sequence[str]], list]
 ACCEPT = 0.5
+
+
+class JudgeError(UserError, ValueError):
+  """A judge that cannot be built as named (a bad regex, an LLM judge without a rubric)."""
 
 
 def regex_judge(pattern: str) -> BehaviourJudge:
@@ -33,7 +38,7 @@ def regex_judge(pattern: str) -> BehaviourJudge:
   try:
     compiled = re.compile(pattern)
   except re.error as e:
-    raise ValueError(f"judge regex {pattern!r}: {e}") from None
+    raise JudgeError(f"judge regex {pattern!r}: {e}") from None
   return lambda prompts, answers: [float(compiled.search(a) is not None) for a in answers]
 
 
@@ -46,10 +51,9 @@ def llm_judge(checkpoint: str, rubric: str) -> BehaviourJudge:
   from msr_jax.dream.collide import Scenario
   from msr_jax.dream.generate import Response
   from msr_jax.dream.judges import LLMJudge, yes_no_ids
-  from msr_jax.errors import UserError
   from msr_jax.train.state import pure_params
   if not rubric:
-    raise UserError(f"llm judge {checkpoint!r}: needs a rubric (what an accepted answer does)")
+    raise JudgeError(f"llm judge {checkpoint!r}: needs a rubric (what an accepted answer does)")
   loaded = loader.load(checkpoint)
   if loaded.tokenizer is None or not getattr(loaded.tokenizer, "chat_template", None):
     raise UserError(f"llm judge {checkpoint!r}: has no tokenizer with a chat template")

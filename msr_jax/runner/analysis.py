@@ -6,8 +6,12 @@ only evaluates them. Metrics are read from each run's output:
   output["scores"][probe] = {"base": [item scores], "final": [item scores]}
 
 with the same items in the same order for every arm and seed (all arms start from the
-same base checkpoint and are scored on the same probe items). A metric becomes a
-seeds x items array per arm, and every interval is a paired bootstrap (`stats`).
+same base checkpoint and are scored on the same probe items), and optionally
+`output["clusters"][probe]`, each item's cluster. A metric becomes a seeds x items array
+per arm; means and paired differences get the crossed seeds x clusters t interval
+(`stats.crossed_t`), the transfer ratio a seeds-then-clusters bootstrap, worst cases an
+intersection-union test; interval and p always come from the same numbers, at one alpha
+(`ALPHA`: one-sided 0.025, the 95% interval's bounds).
 
 Metrics (`metric` in a criterion):
   "score:P1+P2"    final item scores of probes P1, P2 (items concatenated)
@@ -22,7 +26,7 @@ Criterion kinds:
                    margin; else inconclusive.
   superiority      metric of `arm` minus `baseline` in `direction`: the CI excludes 0.
   threshold        estimate >= min and CI lower bound > ci_low_min.
-Every criterion gets a one-sided bootstrap p-value; `primary: true` marks the one that
+Every criterion gets a one-sided p-value; `primary: true` marks the one that
 enters the Holm correction across predictions. `matched: true` marks a criterion that
 compares forgetting at matched learning: every run of its arms must have been gated
 (`gate` in the arm config) and have reached the gate (`output["learned"]`); otherwise it

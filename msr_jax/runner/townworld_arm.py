@@ -301,7 +301,7 @@ def run(config: dict, seed: int) -> dict:
             gate_cfg.target)
       result = train_loop(train_cfg, sources, graphdef=base.graphdef, params=start_params,
                           model_config=base.model_config, probe_fn=probe_fn,
-                          callbacks=[callback], gate_fn=gate_fn)
+                          callbacks=[callback], gate_fn=gate_fn, adapter=base.adapter)
     params = jax.device_get(result.merged()[1])  # LoRA arms: the adapters merged
     summary = {k: v for k, v in result.summary.items() if k != "run_dir"}  # a temp folder
     summaries.append(summary | {"records": {s: len(v) for s, v in sources.items()}})

@@ -109,7 +109,7 @@ def train_loop(config, sources: Mapping[str, Sequence] | None = None, *, graphde
                params=None, model_config: ModelConfig | None = None,
                probe_fn: Callable | None = None, callbacks: Sequence[Callback] = (),
                run_dir: str | None = None, max_steps: int | None = None,
-               stream=None, gate_fn: Callable | None = None) -> TrainResult:
+               stream=None, gate_fn: Callable | None = None, adapter=None) -> TrainResult:
   """Trains as `config` says (see configs/train.py) and returns the final state.
 
   sources: examples (`msr_jax.data.segmentation.Example`) by source name; default: loaded
@@ -125,6 +125,8 @@ def train_loop(config, sources: Mapping[str, Sequence] | None = None, *, graphde
     the guard on, `probe_fn`.
   gate_fn: params -> efficacy in [0, 1] for the efficacy gate (`config.gate`,
     `train/gate.py`); default: the behaviour probe config.gate names, for a chat model.
+  adapter: the tokenizer adapter of caller-made `sources` (what EWC's Fisher and the KL
+    term encode their retention set with); default: made from config.data.tokenizer.
 
   The config is checked before anything is written (`setup.check_config`); the run folder
   is locked while the run trains, and a resume refuses a config that changes the run
@@ -142,7 +144,7 @@ def train_loop(config, sources: Mapping[str, Sequence] | None = None, *, graphde
   os.makedirs(run_dir, exist_ok=True)
   with run_folder.RunLock(run_dir):
     return _train(config, sources, graphdef, params, model_config, probe_fn, callbacks,
-                  run_dir, max_steps, stream, gate_fn, checkpoint_dir)
+                  run_dir, max_steps, stream, gate_fn, checkpoint_dir, adapter)
 
 
 def _mesh_shape(config) -> tuple[int, int]:
@@ -189,14 +191,17 @@ def _make_gate(config, graphdef, checkpoint_tokenizer, gate_fn):
     if not (g.prompts and g.judge) or checkpoint_tokenizer is None:
       raise ConfigError("config.gate.every > 0 needs config.gate.prompts and config.gate.judge "
                         "(a run from a chat model's checkpoint) or a gate_fn from the caller")
-    gate_fn = behaviour_gate_fn(graphdef, checkpoint_tokenizer, g.prompts, g.judge,
-                                g.get("rubric", ""))
+    try:
+      gate_fn = behaviour_gate_fn(graphdef, checkpoint_tokenizer, g.prompts, g.judge,
+                                  g.get("rubric", ""))
+    except ValueError as e:  # a bad regex, a missing rubric
+      raise ConfigError(f"config.gate.judge={g.judge!r}: {e}") from None
   return gate, gate_fn
 
 
 def _train(config, sources, graphdef, params, model_config, probe_fn, callbacks, run_dir,
-           max_steps, stream, gate_fn, checkpoint_dir) -> TrainResult:
-  adapter = pad_id = None
+           max_steps, stream, gate_fn, checkpoint_dir, adapter) -> TrainResult:
+  pad_id = None
   if stream is not None:
     if params is None:
       raise ValueError("train_loop: a stream of batches needs the model (params)")
@@ -223,7 +228,7 @@ def _train(config, sources, graphdef, params, model_config, probe_fn, callbacks,
   if graphdef != caller_graphdef:
     # The run attached LoRA adapters: the caller's functions (guard probe, gate, callbacks)
     # see the parameters of the architecture they were given, the adapters merged.
-    to_caller = lambda p: lora.merge_lora(graphdef, p)[1]
+    to_caller = jax.jit(lambda p: lora.merge_lora(graphdef, p)[1])
     if probe_fn is not None:
       probe_fn = (lambda fn: lambda p: fn(to_caller(p)))(probe_fn)
     if gate_fn is not None:
