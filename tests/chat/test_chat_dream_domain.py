@@ -124,3 +124,32 @@ def test_one_cycle_of_the_dream_loop_on_a_tiny_chat_model(tiny, monkeypatch):
   assert dreams and all([m["role"] for m in d["messages"]] == ["user", "assistant"]
                         for d in dreams)  # the fast store stripped
   assert cycle["train"]["steps"] == 2
+
+
+def test_an_llm_judge_from_another_checkpoint_is_reported_beside_the_verifier(tiny,
+                                                                             monkeypatch):
+  """`config.judges.llm`: a judge model loaded with msr_jax.load (here another tiny model,
+  whose vocabulary spells yes / no as one token) scores every answer, reported separately;
+  the verifier stays the training signal."""
+  from msr_jax.dream.consolidate import run_consolidation
+  from msr_jax.memory import MemoryGraph
+  from msr_jax.runner.config import load_config
+  tmp, folder, memories, prompts = tiny
+  judge = _hf_folder(tmp / "judge", "qwen2", extra_corpus=["yes no"] * 50)
+  config = load_config("configs/dream_real.py:smoke", [
+      f"--config.model.checkpoint={folder}", f"--config.trainer.model.checkpoint={folder}",
+      f"--config.memory.paths=('{memories}',)", f"--config.probes.prompts={prompts}",
+      f"--config.judges.llm={judge}", "--config.dream.judges=('verify','llm')",
+      "--config.fast_store.demonstrations=1", "--config.trainer.data.max_context_tokens=128",
+      "--config.trainer.data.context_buckets=(64,128)"])
+  replies = iter([f"I'm driving from Toronto to Madrid on day {i} - will it rain there?"
+                  for i in range(50)])
+  monkeypatch.setattr(chat.Writer, "__call__", lambda self, messages: next(replies))
+  with MemoryGraph.open(str(tmp / "memory_llm.sqlite")) as graph:
+    setup, params = chat.chat_setup(config, graph)
+    assert setup.domain.judge("llm").name == "llm"
+    _, cycle = run_consolidation(config, params, setup, run_dir=str(tmp / "run_llm"),
+                                 log=lambda _: None)
+  assert set(cycle["judges"]) == {"verify", "llm"}
+  assert 0.0 <= cycle["judges"]["llm"]["acceptance"] <= 1.0
+  assert cycle["acceptance"] == cycle["judges"]["verify"]["acceptance"]
