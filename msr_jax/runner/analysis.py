@@ -26,6 +26,10 @@ Criterion kinds:
                    margin; else inconclusive.
   superiority      metric of `arm` minus `baseline` in `direction`: the CI excludes 0.
   threshold        estimate >= min and CI lower bound > ci_low_min.
+Controls: a criterion with `control: "positive"` (a planted effect the instrument must
+detect, e.g. an arm built to forget) or `"null"` (arms that differ only in seed or an inert
+switch, where nothing may fire) and `expect: <outcome>` is not part of the verdict; if any
+control's outcome is not its `expect`, the prediction reads "instrument failed".
 Every criterion gets a one-sided p-value; `primary: true` marks the one that
 enters the Holm correction across predictions. `matched: true` marks a criterion that
 compares forgetting at matched learning: every run of its arms must have been gated
@@ -43,6 +47,8 @@ from msr_jax.runner import stats
 from msr_jax.runner.config import get_dotted
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
+INSTRUMENT_FAILED = "instrument failed"
+CONTROLS = ("positive", "null")
 
 
 @dataclasses.dataclass
@@ -55,6 +61,12 @@ class CriterionResult:
   p_value: float
   primary: bool = False
   detail: str = ""
+  control: str = ""   # "positive" (a planted effect) | "null" (an inert difference) | ""
+  expect: str = ""    # a control's designed outcome
+
+  @property
+  def as_designed(self) -> bool:
+    return not self.control or self.outcome == self.expect
 
 
 def _expand_probes(probes: str, scores: dict) -> list[str]:
@@ -202,6 +214,19 @@ def evaluate_criterion(criterion: dict, runs_by_arm: dict, num_resamples: int = 
   name = criterion.get("name", f"{kind}:{metric}:{arm}")
   primary = bool(criterion.get("primary", False))
   description = criterion.get("description", "")
+  control, expect = criterion.get("control", ""), criterion.get("expect", "")
+  if control and (control not in CONTROLS or expect not in
+                  (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE) or primary):
+    raise ValueError(f"criterion {name!r}: a control needs control in {CONTROLS}, expect "
+                     f"one of {(SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE)} and no primary; "
+                     f"got control={control!r}, expect={expect!r}, primary={primary}")
+  result = _evaluate(criterion, runs_by_arm, num_resamples, seed, kind, metric, arm, name,
+                     primary, description)
+  return dataclasses.replace(result, control=control, expect=expect)
+
+
+def _evaluate(criterion, runs_by_arm, num_resamples, seed, kind, metric, arm, name, primary,
+              description) -> CriterionResult:
   try:
     named = [arm, criterion.get("baseline")] if kind != "worst_case_superiority" else []
     check_paired(runs_by_arm, [a for a in named if a is not None])
@@ -324,8 +349,11 @@ def _worst_case(criterion, runs_by_arm, num_resamples, seed):
 
 
 def verdict(results: list[CriterionResult]) -> str:
-  """Supported only if every criterion is; not supported if any clearly fails."""
-  outcomes = [r.outcome for r in results]
+  """Supported only if every criterion is; not supported if any clearly fails; "instrument
+  failed" if a control did not come out as designed (controls are not criteria)."""
+  if any(not r.as_designed for r in results):
+    return INSTRUMENT_FAILED
+  outcomes = [r.outcome for r in results if not r.control]
   if outcomes and all(o == SUPPORTED for o in outcomes):
     return SUPPORTED
   if NOT_SUPPORTED in outcomes:

@@ -63,6 +63,12 @@ def _finding(verdict: str, before_holm: str, criteria: list[dict]) -> str:
   """One sentence: the verdict and the criterion that decided it."""
   if not criteria:
     return "**Found:** nothing to decide (no criterion declared)."
+  if verdict == analysis.INSTRUMENT_FAILED:
+    failed = next(c for c in criteria if c.get("control") and c["outcome"] != c["expect"])
+    return (f"**Found: instrument failed.** The {failed['control']} control "
+            f"{failed['name']} gave {failed['outcome']}, designed to give {failed['expect']} "
+            f"({failed['detail']}): the criteria cannot be read.")
+  criteria = [c for c in criteria if not c.get("control")]
   if verdict == analysis.SUPPORTED:
     return (f"**Found: supported.** Every criterion holds; "
             f"{criteria[0]['name']}: {criteria[0]['detail']}.")
@@ -101,9 +107,17 @@ def build_report(run_dir: str | pathlib.Path, num_resamples: int = 2000) -> dict
     section += _arm_table(grouped, spec.get("report_metrics", []))
     section += ["", "| criterion | kind | result | p (one-sided) | outcome |",
                 "|---|---|---|---|---|"]
-    for c in criteria:
+    for c in (c for c in criteria if not c.control):
       section.append(f"| {c.name}{' (primary)' if c.primary else ''} | {c.kind} | "
                      f"{c.detail} | {c.p_value:.4f} | {c.outcome} |")
+    controls = [c for c in criteria if c.control]
+    if controls:
+      section += ["", "Controls (known answers: a planted effect the criteria must detect, "
+                  "a null they must not flag):", "",
+                  "| control | kind | result | expected | got | as designed |",
+                  "|---|---|---|---|---|---|"]
+      section += [f"| {c.name} | {c.control} | {c.detail} | {c.expect} | {c.outcome} | "
+                  f"{'yes' if c.as_designed else 'NO'} |" for c in controls]
     for i, plot in enumerate(spec.get("plots", [])):
       path = plot_dir / f"{name}_{i}_{plot['kind']}.png"
       error = plots.draw(plot["kind"], grouped, plot, f"{name}: {plot['kind']}", path)
@@ -114,8 +128,8 @@ def build_report(run_dir: str | pathlib.Path, num_resamples: int = 2000) -> dict
       section += ["", "Runs missing from this section:"] + [f"- {p}" for p in problems]
     sections.append((name, section))
     summary[name] = {"prediction": exp["prediction"], "criteria": [
-        {"name": c.name, "outcome": c.outcome, "p": c.p_value, "detail": c.detail}
-        for c in criteria]}
+        {"name": c.name, "outcome": c.outcome, "p": c.p_value, "detail": c.detail,
+         "control": c.control, "expect": c.expect} for c in criteria]}
   final, adjusted = analysis.apply_holm(verdicts, primary_p)
   lines = ["# msr-jax report", "",
            "Verdicts follow the criteria declared in each experiment file before the runs. "

@@ -194,3 +194,29 @@ def test_all_against_every_single_defence_is_an_intersection_union_test():
   worse = analysis.evaluate_criterion(crit, with_baselines(
       [0.50, 0.52, 0.49, 0.51, 0.50], [0.95, 0.96, 0.94, 0.95, 0.97]))
   assert worse.outcome == analysis.NOT_SUPPORTED
+
+
+def test_controls_with_known_answers_gate_the_verdict():
+  """A positive control (an arm built to forget must be flagged) and a null control (two
+  arms that differ only in seed must not differ): as designed, the verdict is the criteria's;
+  a control that comes out otherwise makes it "instrument failed"."""
+  base = np.ones(40)
+  lost = np.ones(40); lost[:20] = 0
+  runs = {"gentle": _arm(base, base), "forgets": _arm(base, lost),
+          "gentle_again": _arm(base, base)}
+  claim = {"kind": "non_inferiority", "metric": "forgetting:K", "arm": "gentle", "margin": 0.1}
+  positive = {"name": "a forgetting arm is flagged", "kind": "non_inferiority",
+              "metric": "forgetting:K", "arm": "forgets", "margin": 0.1,
+              "control": "positive", "expect": analysis.NOT_SUPPORTED}
+  null = {"name": "seeds alone differ by nothing", "kind": "superiority",
+          "metric": "forgetting:K", "arm": "gentle_again", "baseline": "gentle",
+          "control": "null", "expect": analysis.INCONCLUSIVE}
+  results = [analysis.evaluate_criterion(c, runs) for c in (claim, positive, null)]
+  assert [r.as_designed for r in results] == [True, True, True]
+  assert analysis.verdict(results) == analysis.SUPPORTED
+  # A positive control the instrument cannot see: the planted effect is too small.
+  runs["forgets"] = _arm(base, base)
+  results = [analysis.evaluate_criterion(c, runs) for c in (claim, positive, null)]
+  assert not results[1].as_designed and analysis.verdict(results) == analysis.INSTRUMENT_FAILED
+  with pytest.raises(ValueError, match="a control needs"):
+    analysis.evaluate_criterion({**positive, "expect": "maybe"}, runs)

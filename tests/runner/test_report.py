@@ -78,3 +78,18 @@ def test_a_sections_opening_sentence_names_what_decided_it():
       "**Found: not supported.** B:")
   assert "Holm" in _finding("inconclusive", "supported", criteria)
   assert "no criterion" in _finding("no criterion", "no criterion", [])
+
+
+def test_a_failed_control_opens_the_section_as_instrument_failed():
+  from msr_jax.runner.report import _finding
+  criteria = [{"name": "A", "outcome": "supported", "detail": "a", "control": "",
+               "expect": ""},
+              {"name": "planted forgetting", "outcome": "supported", "detail": "harm 0.00",
+               "control": "positive", "expect": "not supported"}]
+  text = _finding("instrument failed", "instrument failed", criteria)
+  assert text.startswith("**Found: instrument failed.** The positive control planted "
+                         "forgetting gave supported, designed to give not supported")
+  # As designed, the controls are no criteria of the finding.
+  criteria[1]["outcome"] = "not supported"
+  assert _finding("supported", "supported", criteria).startswith(
+      "**Found: supported.** Every criterion holds; A: a")
