@@ -71,7 +71,26 @@ def load_experiment(path: str | pathlib.Path, scale: str = "smoke") -> dict:
   exp.setdefault("analysis", {})
   exp["scale"] = scale
   exp["file"] = str(path)
+  exp["commit"] = file_commit(path)
   return exp
+
+
+def file_commit(path) -> str:
+  """The last commit that changed the experiment file ("<hash>", "<hash>+changed" when the
+  file differs from it, "" outside a git checkout): the pre-registration a report names."""
+  import subprocess
+  path = pathlib.Path(path).resolve()
+  def git(*args):
+    return subprocess.run(["git", "-C", str(path.parent), *args], capture_output=True,
+                          text=True, timeout=20)
+  try:
+    last = git("log", "-1", "--format=%h", "--", path.name)
+    if last.returncode or not last.stdout.strip():
+      return ""
+    changed = git("status", "--porcelain", "--", path.name).stdout.strip()
+  except (OSError, subprocess.SubprocessError):
+    return ""
+  return last.stdout.strip() + ("+changed" if changed else "")
 
 
 def expand(exp: dict) -> list[RunSpec]:

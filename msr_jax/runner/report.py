@@ -102,8 +102,11 @@ def build_report(run_dir: str | pathlib.Path, num_resamples: int = 2000) -> dict
     section = [f"## {name} ({exp['prediction']}, {exp['scale']} scale)", ""]
     if spec.get("claim"):
       section += [f"**Claim.** {spec['claim']}", ""]
+    commit = exp.get("commit", "")
     section += [f"Seeds: {exp['seeds']}. Arms: {len(exp['arms'])}. "
-                f"File: `{_shown_path(exp.get('file', '?'))}`.", ""]
+                f"File: `{_shown_path(exp.get('file', '?'))}`"
+                + (f" at commit {commit}" if commit else " (not in a git checkout)")
+                + ".", ""]
     section += _arm_table(grouped, spec.get("report_metrics", []))
     section += ["", "| criterion | kind | result | p (one-sided) | outcome |",
                 "|---|---|---|---|---|"]

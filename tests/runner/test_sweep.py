@@ -192,3 +192,23 @@ def test_job_array_indices_in_separate_processes_give_the_local_sweeps_report(to
   assert run_sweep([str(exp)], run_dir, "smoke", index=2)["skipped"] == 1
   from msr_jax.runner.sweep import count_runs
   assert count_runs([str(exp)], "smoke") == 4
+
+
+def test_a_report_names_the_commit_of_each_experiment_file(tmp_path):
+  """The pre-registration kept honest: the commit that last changed an experiment file,
+  marked when the file has changed since, or nothing outside git."""
+  import subprocess
+  repo = tmp_path / "repo"
+  repo.mkdir()
+  exp = repo / "e.py"
+  exp.write_text("# v1\\n")
+  assert experiment_lib.file_commit(exp) == ""  # not a checkout
+  git = lambda *a: subprocess.run(["git", "-C", str(repo), *a], check=True,
+                                  capture_output=True, text=True).stdout.strip()
+  git("init", "-q")
+  git("-c", "user.name=t", "-c", "user.email=t@t", "add", "e.py")
+  git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "pre-register")
+  head = git("log", "-1", "--format=%h")
+  assert experiment_lib.file_commit(exp) == head
+  exp.write_text("# v2\\n")
+  assert experiment_lib.file_commit(exp) == head + "+changed"
