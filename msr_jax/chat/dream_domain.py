@@ -39,6 +39,7 @@ from msr_jax.data.records import Message, Record
 from msr_jax.dream.collide import Scenario, blend_prompt, free_text_scenario
 from msr_jax.dream.judges import LLMJudge, OneByOne, Verdict, same_length, yes_no_ids
 from msr_jax.eval import probes_score, real_probes
+from msr_jax.eval.behaviour_probes import end_of_turn_ids
 
 # Few-shot examples of a good collision: memories in, one new request out.
 FEW_SHOT = (
@@ -246,9 +247,7 @@ def chat_setup(config, graph):
   params = pure_params(loaded.params)
   adapter = ChatTemplateAdapter(tokenizer)
   decode = lambda ids: tokenizer.decode(ids, skip_special_tokens=True)
-  eos = tuple(sorted({i for i, t in tokenizer.added_tokens_decoder.items() if t.special}
-                     | ({tokenizer.eos_token_id} if tokenizer.eos_token_id is not None
-                        else set())))
+  eos = end_of_turn_ids(tokenizer)
   pad = tokenizer.pad_token_id or 0
   records = []
   for path in config.memory.paths:

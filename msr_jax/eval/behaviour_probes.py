@@ -80,6 +80,13 @@ def judge_from_spec(spec: str, rubric: str = "") -> BehaviourJudge:
   return regex_judge(rest if sep and kind == "regex" else spec)
 
 
+def end_of_turn_ids(tokenizer) -> tuple[int, ...]:
+  """A turn ends at the EOS or at any special token (the chat template's end of turn)."""
+  return tuple(sorted({i for i, t in tokenizer.added_tokens_decoder.items() if t.special}
+                      | ({tokenizer.eos_token_id} if tokenizer.eos_token_id is not None
+                         else set())))
+
+
 def behaviour_score(graphdef, params, tokenizer, prompts: Sequence[str],
                     judge: BehaviourJudge, max_new_tokens: int = 24,
                     system: str | None = None, batch_size: int = 8) -> dict:
@@ -91,9 +98,7 @@ def behaviour_score(graphdef, params, tokenizer, prompts: Sequence[str],
         {"role": "user", "content": prompt}]
     rendered.append(list(tokenizer.apply_chat_template(
         messages, add_generation_prompt=True, tokenize=True, return_dict=False)))
-  # A turn ends at the EOS or at any special token (the chat template's end of turn).
-  eos = sorted({i for i, t in tokenizer.added_tokens_decoder.items() if t.special}
-               | ({tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()))
+  eos = end_of_turn_ids(tokenizer)
   pad = tokenizer.pad_token_id or 0
   answers = []
   for start in range(0, len(rendered), batch_size):

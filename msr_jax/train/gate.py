@@ -69,3 +69,26 @@ def behaviour_gate_fn(graphdef, tokenizer, prompts_path: str, judge: str, rubric
   judge_fn = behaviour_probes.judge_from_spec(judge, rubric)
   return lambda params: behaviour_probes.behaviour_score(
       graphdef, params, tokenizer, prompts, judge_fn)["acc"]
+
+
+def gate_from_config(config, graphdef, checkpoint_tokenizer, gate_fn=None):
+  """(EfficacyGate, gate_fn) of config.gate: the caller's gate_fn, or for a chat model's
+  run the behaviour probe config.gate names (off: every 0)."""
+  from msr_jax.errors import ConfigError
+  g = config.get("gate", None)
+  if g is None or int(g.every) == 0:
+    return EfficacyGate(0, 1.0), None
+  try:
+    gate = EfficacyGate(int(g.every), float(g.target))
+  except ValueError as e:
+    raise ConfigError(f"config.{e}") from None
+  if gate_fn is None:
+    if not (g.prompts and g.judge) or checkpoint_tokenizer is None:
+      raise ConfigError("config.gate.every > 0 needs config.gate.prompts and config.gate.judge "
+                        "(a run from a chat model's checkpoint) or a gate_fn from the caller")
+    try:
+      gate_fn = behaviour_gate_fn(graphdef, checkpoint_tokenizer, g.prompts, g.judge,
+                                  g.get("rubric", ""))
+    except ValueError as e:  # a bad regex, a missing rubric
+      raise ConfigError(f"config.gate.judge={g.judge!r}: {e}") from None
+  return gate, gate_fn

@@ -35,7 +35,7 @@ from msr_jax.model import lora, make_mesh
 from msr_jax.model.config import ModelConfig
 from msr_jax.train import distributed, metrics_log, run_folder, setup, tensorboard
 from msr_jax.train.data_stream import BatchStream
-from msr_jax.train.gate import EfficacyGate, behaviour_gate_fn
+from msr_jax.train.gate import gate_from_config
 from msr_jax.train.guard import QualityGuard
 from msr_jax.train.probes import PROBES, heldout_loss_probe, retention_probe
 from msr_jax.train.state import TrainState, init_state
@@ -136,7 +136,7 @@ def train_loop(config, sources: Mapping[str, Sequence] | None = None, *, graphde
   run_dir = os.path.abspath(run_dir or config.run_dir)
   checkpoint_dir = os.path.join(run_dir, "checkpoints")
   if distributed.is_multi_process():
-    _check_multi_host(config)
+    setup.check_multi_host(config)
     if jax.process_index() > 0:
       # Every process writes the shared checkpoints (orbax coordinates them); the lock,
       # the config and the logs of process N live in a folder of its own.
@@ -145,58 +145,6 @@ def train_loop(config, sources: Mapping[str, Sequence] | None = None, *, graphde
   with run_folder.RunLock(run_dir):
     return _train(config, sources, graphdef, params, model_config, probe_fn, callbacks,
                   run_dir, max_steps, stream, gate_fn, checkpoint_dir, adapter)
-
-
-def _mesh_shape(config) -> tuple[int, int]:
-  """(data, fsdp) of config.mesh; an axis of 0 takes every device the other leaves."""
-  data, fsdp = int(config.mesh.data), int(config.mesh.fsdp)
-  if data < 0 or fsdp < 0 or (data == 0 and fsdp == 0):
-    raise ConfigError(f"config.mesh: data={data}, fsdp={fsdp}: each >= 1, or one of them 0 "
-                      "for every device the other leaves")
-  devices = jax.device_count()
-  if data == 0 or fsdp == 0:
-    given = data or fsdp
-    if devices % given:
-      raise ConfigError(f"config.mesh: {given} does not divide the {devices} devices")
-    data, fsdp = (devices // fsdp, fsdp) if data == 0 else (data, devices // data)
-  return data, fsdp
-
-
-def _check_multi_host(config) -> None:
-  """What a run across processes needs: a mesh over every global device, and no probe
-  that runs on one host's copy of the parameters."""
-  data, fsdp = _mesh_shape(config)
-  size = data * fsdp
-  if size != jax.device_count():
-    raise ConfigError(f"config.mesh: data x fsdp = {size}, but the {jax.process_count()} "
-                      f"processes have {jax.device_count()} devices; a multi-host run's "
-                      "mesh spans them all")
-  for field in ("guard.every", "gate.every"):
-    section, name = field.split(".")
-    if config.get(section) is not None and int(config[section][name]):
-      raise ConfigError(f"config.{field}: must be 0 in a multi-host run (its probes run on "
-                        "one host's copy of the parameters; not supported yet)")
-
-
-def _make_gate(config, graphdef, checkpoint_tokenizer, gate_fn):
-  """(EfficacyGate, gate_fn) of config.gate."""
-  g = config.get("gate", None)
-  if g is None or int(g.every) == 0:
-    return EfficacyGate(0, 1.0), None
-  try:
-    gate = EfficacyGate(int(g.every), float(g.target))
-  except ValueError as e:
-    raise ConfigError(f"config.{e}") from None
-  if gate_fn is None:
-    if not (g.prompts and g.judge) or checkpoint_tokenizer is None:
-      raise ConfigError("config.gate.every > 0 needs config.gate.prompts and config.gate.judge "
-                        "(a run from a chat model's checkpoint) or a gate_fn from the caller")
-    try:
-      gate_fn = behaviour_gate_fn(graphdef, checkpoint_tokenizer, g.prompts, g.judge,
-                                  g.get("rubric", ""))
-    except ValueError as e:  # a bad regex, a missing rubric
-      raise ConfigError(f"config.gate.judge={g.judge!r}: {e}") from None
-  return gate, gate_fn
 
 
 def _train(config, sources, graphdef, params, model_config, probe_fn, callbacks, run_dir,
@@ -236,7 +184,7 @@ def _train(config, sources, graphdef, params, model_config, probe_fn, callbacks,
     callbacks = [(lambda cb: lambda step, m, s: cb(step, m, s._replace(
         params=to_caller(s.params))))(cb) for cb in callbacks]
   regularizer, aux = setup.regularizer(config, graphdef, params, trainable, adapter, pad_id)
-  gate, gate_fn = _make_gate(config, graphdef, checkpoint_tokenizer, gate_fn)
+  gate, gate_fn = gate_from_config(config, graphdef, checkpoint_tokenizer, gate_fn)
   guard = QualityGuard(int(config.guard.every), float(config.guard.threshold),
                        config.guard.action, int(config.guard.max_rollbacks),
                        config.guard.get("anchor", None))
@@ -267,7 +215,7 @@ def _train(config, sources, graphdef, params, model_config, probe_fn, callbacks,
     stream = BatchStream(config, sources, int(t.batch_size), micro, pad_id)
   step_args = (graphdef, model_config, t.mode, micro, int(t.prefill_chunk),
                bool(t.monitor_drift), trainable, regularizer)
-  data, fsdp = _mesh_shape(config)
+  data, fsdp = setup.mesh_shape(config)
   if data * fsdp > 1:
     mesh = make_mesh(data, fsdp)
     tx = optim.make_optimizer(config.optim)

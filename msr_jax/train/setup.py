@@ -25,6 +25,7 @@ import logging
 import os
 from typing import Mapping, Sequence
 
+import jax
 import numpy as np
 from flax import nnx
 
@@ -81,6 +82,37 @@ def check_config(config) -> None:
     raise ConfigError(f"config.data.max_context_tokens={config.data.max_context_tokens}: a "
                       f"context that long does not fit the largest context bucket "
                       f"({context[-1]} + 1); lower it or add a bucket")
+
+
+def mesh_shape(config) -> tuple[int, int]:
+  """(data, fsdp) of config.mesh; an axis of 0 takes every device the other leaves."""
+  data, fsdp = int(config.mesh.data), int(config.mesh.fsdp)
+  if data < 0 or fsdp < 0 or (data == 0 and fsdp == 0):
+    raise ConfigError(f"config.mesh: data={data}, fsdp={fsdp}: each >= 1, or one of them 0 "
+                      "for every device the other leaves")
+  devices = jax.device_count()
+  if data == 0 or fsdp == 0:
+    given = data or fsdp
+    if devices % given:
+      raise ConfigError(f"config.mesh: {given} does not divide the {devices} devices")
+    data, fsdp = (devices // fsdp, fsdp) if data == 0 else (data, devices // data)
+  return data, fsdp
+
+
+def check_multi_host(config) -> None:
+  """What a run across processes needs: a mesh over every global device, and no probe
+  that runs on one host's copy of the parameters."""
+  data, fsdp = mesh_shape(config)
+  size = data * fsdp
+  if size != jax.device_count():
+    raise ConfigError(f"config.mesh: data x fsdp = {size}, but the {jax.process_count()} "
+                      f"processes have {jax.device_count()} devices; a multi-host run's "
+                      "mesh spans them all")
+  for field in ("guard.every", "gate.every"):
+    section, name = field.split(".")
+    if config.get(section) is not None and int(config[section][name]):
+      raise ConfigError(f"config.{field}: must be 0 in a multi-host run (its probes run on "
+                        "one host's copy of the parameters; not supported yet)")
 
 
 def _is_entry(spec: str) -> bool:
@@ -281,7 +313,6 @@ def regularizer(config, graphdef, params, trainable_paths, adapter, pad_id: int 
   """(Regularizer or None, the TrainState's aux or None) of config.regularizer. The
   retention set is read and encoded, and EWC's Fisher estimated at `params` (the run's
   starting weights); `abstract`: its shapes only (a restore target)."""
-  import jax
   from msr_jax.data.jsonl import read_records
   from msr_jax.train import regularizers
   r = config.get("regularizer", None)

@@ -98,7 +98,9 @@ def tiny(tmp_path_factory):
   return tmp, folder, memories, prompts
 
 
-def test_one_cycle_of_the_dream_loop_on_a_tiny_chat_model(tiny, monkeypatch):
+def _one_cycle(tiny, monkeypatch, name: str, overrides=(), check=None) -> dict:
+  """configs/dream_real.py:smoke on the tiny model, its writer scripted; the cycle's entry
+  (and the base's, as entries[0])."""
   from msr_jax.dream.consolidate import run_consolidation
   from msr_jax.memory import MemoryGraph
   from msr_jax.runner.config import load_config
@@ -106,21 +108,28 @@ def test_one_cycle_of_the_dream_loop_on_a_tiny_chat_model(tiny, monkeypatch):
   config = load_config("configs/dream_real.py:smoke", [
       f"--config.model.checkpoint={folder}", f"--config.trainer.model.checkpoint={folder}",
       f"--config.memory.paths=('{memories}',)", f"--config.probes.prompts={prompts}",
-      "--config.dream.mode=unfiltered", "--config.fast_store.demonstrations=1",
-      "--config.trainer.data.max_context_tokens=128",
-      "--config.trainer.data.context_buckets=(64,128)"])
+      "--config.fast_store.demonstrations=1", "--config.trainer.data.max_context_tokens=128",
+      "--config.trainer.data.context_buckets=(64,128)", *overrides])
   replies = iter([f"I'm flying from Toronto to Madrid on day {i} - will it rain there?"
                   for i in range(50)])
   monkeypatch.setattr(chat.Writer, "__call__", lambda self, messages: next(replies))
-  with MemoryGraph.open(str(tmp / "memory.sqlite")) as graph:
+  with MemoryGraph.open(str(tmp / f"memory_{name}.sqlite")) as graph:
     setup, params = chat.chat_setup(config, graph)
-    entries = run_consolidation(config, params, setup, run_dir=str(tmp / "run"),
-                                log=lambda _: None)
-  base, cycle = entries
+    if check is not None:
+      check(setup)
+    return run_consolidation(config, params, setup, run_dir=str(tmp / f"run_{name}"),
+                             log=lambda _: None)
+
+
+def test_one_cycle_of_the_dream_loop_on_a_tiny_chat_model(tiny, monkeypatch):
+  base, cycle = _one_cycle(tiny, monkeypatch, "unfiltered", ["--config.dream.mode=unfiltered"])
   assert set(base["probes"]) == {"fast", "slow", "knowledge", "context"}
   assert cycle["scenarios"] > 0 and set(cycle["judges"]) == {"verify", "self"}
-  assert cycle["dropped_why"]["duplicate"] >= 0 and cycle["dream_validity"] is None
-  dreams = [json.loads(line) for line in (tmp / "run" / "dreams" / "cycle_1.jsonl").open()]
+  # The scripted requests differ only in a number: all but the first are duplicates.
+  assert cycle["dropped_why"]["duplicate"] == cycle["dropped_collisions"] > 0
+  assert cycle["dream_validity"] is None
+  dreams = [json.loads(line) for line in
+            (tiny[0] / "run_unfiltered" / "dreams" / "cycle_1.jsonl").open()]
   assert dreams and all([m["role"] for m in d["messages"]] == ["user", "assistant"]
                         for d in dreams)  # the fast store stripped
   assert cycle["train"]["steps"] == 2
@@ -131,25 +140,11 @@ def test_an_llm_judge_from_another_checkpoint_is_reported_beside_the_verifier(ti
   """`config.judges.llm`: a judge model loaded with msr_jax.load (here another tiny model,
   whose vocabulary spells yes / no as one token) scores every answer, reported separately;
   the verifier stays the training signal."""
-  from msr_jax.dream.consolidate import run_consolidation
-  from msr_jax.memory import MemoryGraph
-  from msr_jax.runner.config import load_config
-  tmp, folder, memories, prompts = tiny
-  judge = _hf_folder(tmp / "judge", "qwen2", extra_corpus=["yes no"] * 50)
-  config = load_config("configs/dream_real.py:smoke", [
-      f"--config.model.checkpoint={folder}", f"--config.trainer.model.checkpoint={folder}",
-      f"--config.memory.paths=('{memories}',)", f"--config.probes.prompts={prompts}",
-      f"--config.judges.llm={judge}", "--config.dream.judges=('verify','llm')",
-      "--config.fast_store.demonstrations=1", "--config.trainer.data.max_context_tokens=128",
-      "--config.trainer.data.context_buckets=(64,128)"])
-  replies = iter([f"I'm driving from Toronto to Madrid on day {i} - will it rain there?"
-                  for i in range(50)])
-  monkeypatch.setattr(chat.Writer, "__call__", lambda self, messages: next(replies))
-  with MemoryGraph.open(str(tmp / "memory_llm.sqlite")) as graph:
-    setup, params = chat.chat_setup(config, graph)
-    assert setup.domain.judge("llm").name == "llm"
-    _, cycle = run_consolidation(config, params, setup, run_dir=str(tmp / "run_llm"),
-                                 log=lambda _: None)
+  judge = _hf_folder(tiny[0] / "judge", "qwen2", extra_corpus=["yes no"] * 50)
+  check = lambda setup: setup.domain.judge("llm").name == "llm" or pytest.fail("no llm judge")
+  _, cycle = _one_cycle(tiny, monkeypatch, "llm", [f"--config.judges.llm={judge}",
+                                                   "--config.dream.judges=('verify','llm')"],
+                        check)
   assert set(cycle["judges"]) == {"verify", "llm"}
   assert 0.0 <= cycle["judges"]["llm"]["acceptance"] <= 1.0
   assert cycle["acceptance"] == cycle["judges"]["verify"]["acceptance"]
