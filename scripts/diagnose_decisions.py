@@ -23,7 +23,7 @@ import numpy as np
 from msr_jax.data.tokenize import tokenize_record
 from msr_jax.world import binding_free, rule_comparison
 from msr_jax.model import forward
-from msr_jax.runner.townworld_arm import load_base
+from msr_jax.runner.arm_probes import load_base
 from msr_jax.world import checkpoint, corpus, episodes, lexicon, policy, tokenizer
 
 

@@ -35,7 +35,7 @@ from msr_jax.eval import probes_score
 from msr_jax.world import probes, rule_comparison
 from msr_jax.model import forward
 from msr_jax.runner.config import load_config_file
-from msr_jax.runner.townworld_arm import load_base
+from msr_jax.runner.arm_probes import load_base
 from msr_jax.world import checkpoint, corpus, pretrain, tokenizer
 
 PROBE_SIZES = {"K1": 100, "K2": 100, "qa_trained": 0, "K4": 0, "C1": 20, "C2": 60, "R0": 200,

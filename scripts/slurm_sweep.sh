@@ -2,8 +2,8 @@
 # A Slurm job array over `msr sweep --index`: one run (arm x seed) per array task, every
 # task writing into one result store on a shared file system; `msr report` afterwards.
 #
-#   N=$(msr sweep experiments/p1_forgetting.py --smoke --count)      # how many runs
-#   sbatch --array=0-$((N - 1))%16 scripts/slurm_sweep.sh experiments/p1_forgetting.py --smoke
+#   N=$(msr sweep experiments/p1_forgetting.py --scale full --count)  # how many runs
+#   sbatch --array=0-$((N - 1))%16 scripts/slurm_sweep.sh experiments/p1_forgetting.py --scale full
 #   msr report runs/sweep                                          # once every task is done
 #
 # Results are stored atomically under a hash of each run's full config: a re-submitted

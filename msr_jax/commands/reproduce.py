@@ -1,5 +1,5 @@
-"""`msr reproduce`: every prediction and ablation at smoke scale from the shipped base
-model, then the report. The main job of the README."""
+"""`msr reproduce`: every prediction, its controls and the ablations at the decide tier from
+the shipped base model, then the report. The main job of the README."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ import time
 def register(subparsers) -> None:
   parser = subparsers.add_parser("reproduce", help="run P1-P5 and the ablations, write the report")
   parser.add_argument("--run-dir", default="runs/reproduce")
-  parser.add_argument("--scale", default="smoke", choices=("smoke", "full"))
+  parser.add_argument("--scale", default="decide", choices=("smoke", "decide", "full"),
+                      help="decide (default: every prediction with its controls, <= 30 min "
+                           "on a 2-core CPU), full (the longer tier), smoke (a pipeline "
+                           "check: no verdicts)")
   parser.add_argument("-j", "--jobs", type=int, default=max(1, os.cpu_count() or 1),
                       help="arms in parallel (default: one per CPU core)")
   parser.add_argument("--runs-per-worker", type=int, default=None,

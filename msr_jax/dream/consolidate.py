@@ -141,8 +141,6 @@ def dream_cycle(config, setup: DreamSetup, params, cycle: int, temperature: floa
   domain = setup.domain
   scenarios, cstats = collide.collide_walks(setup.graph, walks, rng, f"c{cycle}", domain,
                                             split_cell=bool(d.split_cell))
-  fast_store = domain.fast_store()
-  oracle = domain.reference()
   stats = {"walks": cstats.walks, "short_walks": cstats.short_walks,
            "dropped_collisions": cstats.dropped,
            # Cumulative reasons, where the domain counts them (the chat domain does).
@@ -153,18 +151,44 @@ def dream_cycle(config, setup: DreamSetup, params, cycle: int, temperature: floa
                map(domain.coverage_key, scenarios), domain.held_out_cells)}
   if not scenarios or d.mode == "none":
     return [], stats
+  records, answered = answer_and_filter(config, setup, params, scenarios, temperature,
+                                        real_keys, key)
+  return records, stats | answered
+
+
+def judge_signal(names: Sequence[str], verdicts: dict, thresholds: dict) -> list[float]:
+  """The training signal of `config.dream.judge`: one judge's score, or for "a+b" 1 where
+  every named judge accepts (its score at or above its threshold) and 0 elsewhere."""
+  count = len(next(iter(verdicts.values())))
+  if len(names) == 1:
+    return [v.score for v in verdicts[names[0]]]
+  return [float(all(verdicts[n][i].score >= thresholds[n] for n in names))
+          for i in range(count)]
+
+
+def answer_and_filter(config, setup: DreamSetup, params, scenarios, temperature: float,
+                      real_keys: frozenset, key) -> tuple[list[Record], dict]:
+  """Steps 2-4 on given scenarios (collisions, or real situations for a control that
+  distils the fast store without dreaming): answer with the fast store in context, judge
+  with every judge, keep under `config.dream.mode`. (records, their statistics)."""
+  d = config.dream
+  domain = setup.domain
+  fast_store = domain.fast_store()
+  oracle = domain.reference()
   responses = answer_scenarios(
       setup.graphdef, params, scenarios, adapter=setup.adapter, decode=setup.decode,
       fast_store=fast_store, temperature=temperature, key=key, eos_ids=setup.eos_ids,
       max_new_tokens=int(d.max_new_tokens), batch_size=int(d.generate_batch_size),
       pad_id=setup.pad_id)
-  names = list(dict.fromkeys(list(d.judges) + [d.judge]))
+  signal_names = str(d.judge).split("+")
+  names = list(dict.fromkeys(list(d.judges) + signal_names))
   judge_objs = make_judges(names, setup, params, fast_store, float(d.self_threshold))
   verdicts = {n: j.judge_batch(scenarios, responses) for n, j in judge_objs.items()}
   thresholds = {n: float(d.self_threshold) if n == "self" else float(d.threshold)
                 for n in names}
   oracle_ok = [v.score == 1.0 for v in oracle.judge_batch(scenarios, responses)]
-  signal = [v.score for v in verdicts[d.judge]]
+  signal = judge_signal(signal_names, verdicts, thresholds)
+  signal_threshold = thresholds[signal_names[0]] if len(signal_names) == 1 else 0.5
   # Scores are the model's answer's; `oracle_answer` checks the record's own answer
   # (in oracle mode the record holds the oracle's answer, not the model's).
   meta = [{**_cell(domain, s), "judges": {n: verdicts[n][i].score for n in names},
@@ -173,13 +197,15 @@ def dream_cycle(config, setup: DreamSetup, params, cycle: int, temperature: floa
           for i, s in enumerate(scenarios)]
   records = dream_filter.dream_records(
       d.mode, scenarios, [r.text for r in responses], scores=signal,
-      threshold=thresholds[d.judge], top_fraction=d.get("top_fraction"),
+      threshold=signal_threshold, top_fraction=d.get("top_fraction"),
       oracle=oracle.expected, fast_store=fast_store, meta=meta)
   kept = [r.meta for r in records]
   report = cycle_metrics.judge_report(verdicts, thresholds, oracle_ok)
-  stats.update({
-      "judges": report, "acceptance": report[d.judge]["acceptance"],
-      "validity": report[d.judge]["validity"],
+  accepted = np.asarray(signal) >= signal_threshold
+  stats = {
+      "judges": report,
+      "acceptance": float(accepted.mean()),
+      "validity": float(np.asarray(oracle_ok)[accepted].mean()) if accepted.any() else None,
       "answer_accuracy": float(np.mean(oracle_ok)),
       "finished": float(np.mean([r.finished for r in responses])),
       "dreams": len(records),
@@ -194,7 +220,7 @@ def dream_cycle(config, setup: DreamSetup, params, cycle: int, temperature: floa
       "examples": [{"scenario": s.messages[-1].content, "answer": r.text,
                     "judges": {n: verdicts[n][i].reasons[0] for n in names}}
                    for i, (s, r) in enumerate(zip(scenarios[:2], responses[:2]))],
-  })
+  }
   return records, stats
 
 

@@ -10,13 +10,19 @@ same base checkpoint and are scored on the same probe items), and optionally
 `output["clusters"][probe]`, each item's cluster. A metric becomes a seeds x items array
 per arm; means and paired differences get the crossed seeds x clusters t interval
 (`stats.crossed_t`), the transfer ratio a seeds-then-clusters bootstrap, worst cases an
-intersection-union test; interval and p always come from the same numbers, at one alpha
+intersection-union test. Where a probe's items depend on the seed (`output["seed_items"]`:
+each seed held out its own cells and templates), clusters are nested in seeds: means get
+the t interval over seed means (`stats.nested_t`) and the transfer ratio the delta-method
+t over seeds (`stats.ratio_t`); interval and p always come from the same numbers, at one alpha
 (`ALPHA`: one-sided 0.025, the 95% interval's bounds).
 
 Metrics (`metric` in a criterion):
   "score:P1+P2"    final item scores of probes P1, P2 (items concatenated)
   "gain:P"         final - base, per item
   "forgetting:P"   base - final, per item (the harm; positive = forgotten)
+  "logp:P", "logp_forgetting:P"  the same on the answer's mean log-probability per token
+                   (`scores[probe]["base_logp"|"final_logp"]`): moves before exact match
+                   flips, the sensitive secondary measure
   "transfer_ratio:NOVEL/TRAIN"  (mean gain on NOVEL) / (mean gain on TRAIN), a ratio
   "value:a.b"      a scalar of the output (one item per seed), e.g. "value:composite"
 Probe lists may use a trailing "*" as a wildcard ("forgetting:K1+C1_*").
@@ -31,7 +37,9 @@ detect, e.g. an arm built to forget) or `"null"` (arms that differ only in seed 
 switch, where nothing may fire) and `expect: <outcome>` is not part of the verdict; if any
 control's outcome is not its `expect`, the prediction reads "instrument failed".
 Every criterion gets a one-sided p-value; `primary: true` marks the one that
-enters the Holm correction across predictions. `matched: true` marks a criterion that
+enters the Holm correction across predictions; `secondary: true` marks one that is
+reported beside the verdict and is no part of it (a sensitive measure, a further
+comparison). `matched: true` marks a criterion that
 compares forgetting at matched learning: every run of its arms must have been gated
 (`gate` in the arm config) and have reached the gate (`output["learned"]`); otherwise it
 reads "inconclusive: not learned within N steps" (or "no efficacy gate"), never a verdict.
@@ -63,6 +71,7 @@ class CriterionResult:
   detail: str = ""
   control: str = ""   # "positive" (a planted effect) | "null" (an inert difference) | ""
   expect: str = ""    # a control's designed outcome
+  secondary: bool = False  # reported beside the verdict, no part of it
 
   @property
   def as_designed(self) -> bool:
@@ -96,6 +105,10 @@ def _value(output: dict, dotted: str) -> np.ndarray:
 
 def metric_items(output: dict, metric: str) -> np.ndarray:
   kind, _, probes = metric.partition(":")
+  if kind == "logp":
+    return _probe_items(output, probes, "final_logp")
+  if kind == "logp_forgetting":
+    return _probe_items(output, probes, "base_logp") - _probe_items(output, probes, "final_logp")
   if kind == "score":
     return _probe_items(output, probes, "final")
   if kind == "gain":
@@ -139,6 +152,27 @@ def _ratio(na, nb, ta, tb):
 # two-sided (1 - 2 ALPHA) = 95% interval, and the Holm correction runs at the same ALPHA.
 ALPHA = 0.025
 LEVEL = 1 - 2 * ALPHA
+
+
+def _seed_dependent(runs_by_arm, arm: str, metric: str) -> bool:
+  """Whether some probe of `metric` has other items in every seed (`seed_items`)."""
+  kind, _, probes = metric.partition(":")
+  if kind == "value":
+    return False
+  output = _seed_sorted(runs_by_arm, arm)[0]["output"]
+  varying = set(output.get("seed_items", ()))
+  names = []
+  for part in probes.split("/"):
+    names += _expand_probes(part, output.get("scores", {}))
+  return bool(varying & set(names))
+
+
+def _mean_estimate(x_SxI, runs_by_arm, arm: str, metric: str) -> stats.TEstimate:
+  """The t estimate of a mean (or of paired differences) of `metric`'s seeds x items
+  array: nested in seeds where the items depend on the seed, else seeds x clusters crossed."""
+  if _seed_dependent(runs_by_arm, arm, metric):
+    return stats.nested_t(x_SxI)
+  return stats.crossed_t(x_SxI, _clusters(runs_by_arm, arm, metric))
 
 
 def _clusters(runs_by_arm, arm: str, metric: str):
@@ -201,11 +235,13 @@ def statistic_for(runs_by_arm, arm: str, metric: str, num_resamples: int, seed: 
   `.p_value(margin, direction)` from the same numbers."""
   if metric.startswith("transfer_ratio:"):
     novel, train = metric.partition(":")[2].split("/")
+    if _seed_dependent(runs_by_arm, arm, metric):
+      nf, nb, tf, tb = _ratio_arrays(runs_by_arm, arm, metric)
+      return stats.ratio_t((nf - nb).mean(axis=1), (tf - tb).mean(axis=1))
     labels = [_clusters(runs_by_arm, arm, f"score:{p}") for p in (novel, novel, train, train)]
     return _resamples(_ratio, _ratio_arrays(runs_by_arm, arm, metric), num_resamples, seed,
                       labels)
-  return stats.crossed_t(arm_matrix(runs_by_arm, arm, metric),
-                         _clusters(runs_by_arm, arm, metric))
+  return _mean_estimate(arm_matrix(runs_by_arm, arm, metric), runs_by_arm, arm, metric)
 
 
 def evaluate_criterion(criterion: dict, runs_by_arm: dict, num_resamples: int = 2000,
@@ -222,7 +258,8 @@ def evaluate_criterion(criterion: dict, runs_by_arm: dict, num_resamples: int = 
                      f"got control={control!r}, expect={expect!r}, primary={primary}")
   result = _evaluate(criterion, runs_by_arm, num_resamples, seed, kind, metric, arm, name,
                      primary, description)
-  return dataclasses.replace(result, control=control, expect=expect)
+  return dataclasses.replace(result, control=control, expect=expect,
+                             secondary=bool(criterion.get("secondary", False)))
 
 
 def _evaluate(criterion, runs_by_arm, num_resamples, seed, kind, metric, arm, name, primary,
@@ -240,7 +277,7 @@ def _evaluate(criterion, runs_by_arm, num_resamples, seed, kind, metric, arm, na
       if "baseline" in criterion:  # harm = how much worse the arm is than the baseline
         harm = (arm_matrix(runs_by_arm, criterion["baseline"], metric)
                 - arm_matrix(runs_by_arm, arm, metric))
-        estimate = stats.crossed_t(harm, _clusters(runs_by_arm, arm, metric))
+        estimate = _mean_estimate(harm, runs_by_arm, arm, metric)
       else:
         estimate = statistic_for(runs_by_arm, arm, metric, num_resamples, seed)
       interval = estimate.interval(LEVEL)
@@ -252,7 +289,7 @@ def _evaluate(criterion, runs_by_arm, num_resamples, seed, kind, metric, arm, na
       baseline, direction = criterion["baseline"], criterion.get("direction", "greater")
       difference = (arm_matrix(runs_by_arm, arm, metric)
                     - arm_matrix(runs_by_arm, baseline, metric))
-      estimate = stats.crossed_t(difference, _clusters(runs_by_arm, arm, metric))
+      estimate = _mean_estimate(difference, runs_by_arm, arm, metric)
       interval = estimate.interval(LEVEL)
       outcome = (SUPPORTED if stats.superior(interval, direction) else
                  NOT_SUPPORTED if stats.superior(interval, "less" if direction == "greater" else "greater")
@@ -353,7 +390,7 @@ def verdict(results: list[CriterionResult]) -> str:
   failed" if a control did not come out as designed (controls are not criteria)."""
   if any(not r.as_designed for r in results):
     return INSTRUMENT_FAILED
-  outcomes = [r.outcome for r in results if not r.control]
+  outcomes = [r.outcome for r in results if not r.control and not r.secondary]
   if outcomes and all(o == SUPPORTED for o in outcomes):
     return SUPPORTED
   if NOT_SUPPORTED in outcomes:

@@ -11,6 +11,13 @@ trains on the same records up to the switch it varies.
   note_ignored  the P3 regime in which the decision never depends on the note: every
               answer is R1's firing answer, whatever the note says, so full backprop has
               a reason to stop reading notes
+  everywhere  P2's planted transfer: the behaviour is trained on every requester, cell
+              and template, the novel splits' too (their items are then not novel)
+  contrary    P2's planted absence of transfer: besides the training records, half as
+              many situations of the novel splits where the rule would fire, answered
+              with the base policy (taught not to fire there)
+  extra       more real records: fresh training situations (P4's "the same number of
+              real records as dreams"), or, from the held-out N2 cells, a planted leak
 """
 
 from __future__ import annotations
@@ -20,12 +27,14 @@ import dataclasses
 import numpy as np
 
 from msr_jax.data.records import Message, Record
-from msr_jax.world import behaviour, corpus, policy
+from msr_jax.world import behaviour, corpus, episodes, policy
 from msr_jax.world import templates as T
 from msr_jax.world.world import World
 
 DECISIONS = ("lend", "refuse", "wait")
-BEHAVIOUR, REPLAY = "behaviour", "replay"
+BEHAVIOUR, REPLAY, EXTRA = "behaviour", "replay", "extra"
+REGIMES = ("note_relevant", "note_ignored", "everywhere", "contrary")
+NOVEL_SPLITS = ("n1", "n2", "n3")
 
 
 def stage_rules(world: World, num_stages: int) -> list[policy.Rule]:
@@ -65,15 +74,65 @@ def behaviour_records(world: World, rule: policy.Rule, seed: int, count: int,
   non-firing situations falls in their firing cells, so a later update never labels an
   earlier behaviour's cells with the base policy (sequential updates without contrary
   labels; the earlier behaviour's retention is then measured as backward transfer)."""
-  records = behaviour.training_records(stage_world(world, rule), seed, count,
+  if regime not in REGIMES:
+    raise ValueError(f"data.regime: unknown {regime!r} ({' | '.join(REGIMES)})")
+  taught = no_held_out_splits(world) if regime == "everywhere" else world
+  records = behaviour.training_records(stage_world(taught, rule), seed, count,
                                        avoid_cells=earlier_cells(world, earlier))
-  if regime == "note_relevant":
-    return [dataclasses.replace(r, source=BEHAVIOUR) for r in records]
   if regime == "note_ignored":
     constant = policy.answer_text(("wait", T.WEATHER_CLAUSE.format(w=world.r1.weather)))
-    return [dataclasses.replace(_with_answer(r, constant, ""), source=BEHAVIOUR)
-            for r in records]
-  raise ValueError(f"data.regime: unknown {regime!r} (note_relevant | note_ignored)")
+    records = [_with_answer(r, constant, "") for r in records]
+  elif regime == "contrary":
+    records += contrary_records(world, rule, seed, count // 2)
+  return [dataclasses.replace(r, source=BEHAVIOUR) for r in records]
+
+
+def no_held_out_splits(world: World) -> World:
+  """The world whose novel splits are all trained: no held-out cell or template, and the
+  N1 requesters among the fine-tuning people."""
+  return dataclasses.replace(world, n2_cells=frozenset(), n3_templates=(),
+                             train_templates=tuple(range(len(T.REQUEST))),
+                             ft_people=world.ft_people + world.n1_people)
+
+
+def _novel_situation(world: World, rng, split: str) -> policy.Situation | None:
+  people, cells, templates, (low, high) = behaviour.split_setup(world, split, None)
+  if not cells or not templates:
+    return None
+  return episodes.sample_situation(rng, people=people, cells=cells, templates=templates,
+                                   num_distractors=int(rng.integers(low, high + 1)))
+
+
+def contrary_records(world: World, rule: policy.Rule, seed: int, count: int) -> list[Record]:
+  """`count` situations of the novel splits (N1 requesters, N2 cells, N3 templates, in
+  turn) where `rule` fires, answered with the base policy R0."""
+  taught = stage_world(world, rule)
+  rng = np.random.default_rng([seed, 211])
+  splits = [s for s in NOVEL_SPLITS if _novel_situation(taught, np.random.default_rng(0), s)]
+  out = []
+  for n in range(count):
+    situation = _novel_situation(taught, rng, splits[n % len(splits)])
+    out.append(episodes.decision(rng, situation, f"townworld-contrary-{seed}-{n}",
+                                 meta={"split": splits[n % len(splits)]}))
+  return out
+
+
+def extra_records(world: World, rule: policy.Rule, seed: int, count: int, cells: str,
+                  earlier=()) -> list[Record]:
+  """`count` more real records, source "extra": fresh training situations (`cells`
+  "train", another seed's draw of the same distribution), or firing situations of the
+  held-out N2 cells answered by the rule ("held_out": a planted leak into the N2 probe)."""
+  if cells == "train":
+    records = behaviour.training_records(stage_world(world, rule), seed + 500_000, count,
+                                         avoid_cells=earlier_cells(world, earlier))
+  elif cells == "held_out":
+    taught = stage_world(world, rule)
+    rng = np.random.default_rng([seed, 223])
+    records = [behaviour.episode(taught, rng, "n2", f"townworld-leak-{seed}-{n}")
+               for n in range(count)]
+  else:
+    raise ValueError(f"data.extra_cells: unknown {cells!r} (train | held_out)")
+  return [dataclasses.replace(r, source=EXTRA) for r in records]
 
 
 def corrupt(records: list[Record], fraction: float, seed: int) -> list[Record]:

@@ -22,6 +22,7 @@ class ArmGrid:
   seeds: tuple[int, ...]
   switches: dict[str, tuple[dict, dict]]   # defence -> (changes on, changes off)
   stress: dict[str, dict]                  # stress cell -> changes
+  controls: dict[str, dict] = dataclasses.field(default_factory=dict)  # name -> changes
 
   @property
   def defences(self) -> tuple[str, ...]:
@@ -56,4 +57,6 @@ def arm_grid(config_file, scale: str) -> ArmGrid:
   return ArmGrid(arm=c.arm.to_dict(), seeds=tuple(int(s) for s in c.seeds),
                  switches={name: (dict(s["on"]), dict(s["off"]))
                            for name, s in c.defences.to_dict().items()},
-                 stress={cell: dict(changes) for cell, changes in c.stress.to_dict().items()})
+                 stress={cell: dict(changes) for cell, changes in c.stress.to_dict().items()},
+                 controls={name: dict(changes) for name, changes in
+                           c.get("controls", {}).items()})

@@ -1,7 +1,8 @@
 """Experiment files and their expansion into runs (arm x seed).
 
 An experiment file is a Python file with `get_experiment(scale: str) -> ConfigDict`,
-scale being "smoke" or "full". It declares, and nothing else:
+scale being "smoke" (a pipeline check: the report gives no verdicts), "decide" (`msr
+reproduce`'s tier) or "full". It declares, and nothing else:
   name        short name (also the report section)
   prediction  "P1".."P5" or "ablation"
   entry       "module:function" run in a fresh process for every arm x seed:
@@ -10,6 +11,8 @@ scale being "smoke" or "full". It declares, and nothing else:
   arms        {arm name: {dotted.field: value}} overrides of `base`
   seeds       list of ints
   analysis    the pre-registered metric, comparison and margins the report applies
+  scales      (optional) the scales it runs at (default: all); at another scale a sweep
+              skips it, so a tier can leave an experiment to a longer one
 A run's key is a hash of everything that determines its result (entry, config, seed), so
 changing an arm's config re-runs exactly that arm, and identical arms of different
 experiments share one result.
@@ -27,7 +30,7 @@ import ml_collections
 from msr_jax.runner.config import set_dotted
 from msr_jax.runner.store import config_hash
 
-SCALES = ("smoke", "full")
+SCALES = ("smoke", "decide", "full")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +94,11 @@ def file_commit(path) -> str:
   except (OSError, subprocess.SubprocessError):
     return ""
   return last.stdout.strip() + ("+changed" if changed else "")
+
+
+def runs_at(exp: dict, scale: str) -> bool:
+  """Whether the experiment runs at `scale` (its optional `scales` field)."""
+  return scale in exp.get("scales", SCALES)
 
 
 def expand(exp: dict) -> list[RunSpec]:

@@ -7,6 +7,7 @@ Plot specs are data in the experiment's `analysis["plots"]`:
   {"kind": "curve", "probes": ["N4_3", "N4_5", ...], "x": [3, 5, ...], "xlabel": "distractors"}
   {"kind": "stability", "probe": "K"}           (output["during"] curves)
   {"kind": "scatter_output", "x": "sharpness.lambda_max", "metric": METRIC}
+Any spec may add "arms": [...] (draw only these) or "exclude": [...] (leave these out).
 METRIC is a name understood by `analysis.metric_items`. Points are means over seeds with
 95% t intervals over the seed means as error bars; axes are labelled in words
 (`describe`, or a spec's "xlabel" / "ylabel"); arms are told apart in a legend, never by
@@ -182,8 +183,13 @@ PLOTS = {"pareto": pareto, "metric_vs_config": metric_vs_config, "bars": bars,
 
 
 def draw(kind: str, runs_by_arm, spec, title: str, path: pathlib.Path) -> str | None:
-  """Draws one plot; returns an error text instead of raising when data is missing."""
+  """Draws one plot; returns an error text instead of raising when data is missing. A
+  spec's "arms" (only these) or "exclude" (all but these) chooses the arms drawn: controls
+  do not belong on a curve of the arms they control."""
   try:
+    if "arms" in spec:
+      runs_by_arm = {a: runs_by_arm[a] for a in spec["arms"] if a in runs_by_arm}
+    runs_by_arm = {a: r for a, r in runs_by_arm.items() if a not in spec.get("exclude", ())}
     PLOTS[kind](runs_by_arm, spec, title, path)
     return None
   except (KeyError, ValueError, TypeError, IndexError) as e:

@@ -157,6 +157,8 @@ class TEstimate:
     if direction not in ("greater", "less"):
       raise ValueError(f"direction: expected 'greater' or 'less', got {direction!r}")
     gap = self.estimate - margin if direction == "greater" else margin - self.estimate
+    if not np.isfinite(self.se):  # nothing says how much it varies: never significant
+      return 1.0 if gap < 0 else 0.5
     if self.se == 0:
       return 0.0 if gap > 0 else 1.0
     return float(scipy_stats.t.sf(gap / self.se, self.df))
@@ -200,6 +202,32 @@ def crossed_t(x_SxI, clusters=None) -> TEstimate:
     return TEstimate(estimate, 0.0, float("inf"))
   df = variance ** 2 / sum(v ** 2 / d for v, d in parts if v > 0)
   return TEstimate(estimate, float(np.sqrt(variance)), float(df))
+
+
+def nested_t(x_SxI) -> TEstimate:
+  """The mean of seeds x items scores where each seed drew its own items (clusters nested
+  in seeds: a seed's held-out cells and templates): the seed means carry every source of
+  variation, so the t interval is over them, with S - 1 degrees of freedom."""
+  x = np.asarray(x_SxI, np.float64)
+  return crossed_t(x, np.zeros(x.shape[1], np.int64))
+
+
+def ratio_t(numerator_S, denominator_S) -> TEstimate:
+  """mean(numerator) / mean(denominator) over seeds (the transfer ratio: novel gain over
+  training gain, one pair of seed means per seed), with the delta-method standard error
+  of a ratio estimator, z_s = (n_s - R d_s) / mean(d), and S - 1 degrees of freedom. An
+  undefined ratio (no mean gain in the denominator) has an unbounded interval."""
+  n = np.asarray(numerator_S, np.float64)
+  d = np.asarray(denominator_S, np.float64)
+  if n.shape != d.shape or n.ndim != 1 or n.size == 0:
+    raise ValueError(f"ratio_t needs two vectors of seed means, got {n.shape}, {d.shape}")
+  if abs(d.mean()) < 1e-12:
+    return TEstimate(-float("inf"), float("inf"), float("inf"))
+  ratio = float(n.mean() / d.mean())
+  if n.size < 2:
+    return TEstimate(ratio, float("inf"), float("inf"))
+  z = (n - ratio * d) / d.mean()
+  return TEstimate(ratio, float(z.std(ddof=1) / np.sqrt(n.size)), float(n.size - 1))
 
 
 @dataclasses.dataclass(frozen=True)

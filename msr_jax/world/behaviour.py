@@ -32,7 +32,7 @@ def _firing(world: World, cells):
   return [c for c in cells if c in fires]
 
 
-def _split_setup(world: World, split: str, num_distractors: int | None):
+def split_setup(world: World, split: str, num_distractors: int | None):
   """(people, cells, templates, distractor count range) of a split's firing situations."""
   train_cells = world.cells(held_out=False)
   people, cells, templates = world.ft_people, _firing(world, train_cells), world.train_templates
@@ -62,7 +62,7 @@ def near_miss_cells(world: World) -> tuple[tuple[str, str], ...]:
 def episode(world: World, rng: np.random.Generator, split: str, uid: str, *,
             num_distractors: int | None = None, told: bool = False) -> Record:
   """One R1 episode of `split`. `told=True` states R1 as a rule note instead (fast system)."""
-  people, cells, templates, (low, high) = _split_setup(world, split, num_distractors)
+  people, cells, templates, (low, high) = split_setup(world, split, num_distractors)
   if split == "spec":
     cells = near_miss_cells(world)
   k = int(rng.integers(low, high + 1))

@@ -88,6 +88,21 @@ class World:
     return tuple((i, w) for i in lexicon.ITEMS for w in lexicon.WEATHERS
                  if self.r1.weather == w and self.r1.matches_item(i))
 
+  def rotated(self, k: int) -> "World":
+    """The world with the seed-dependent behaviour splits of rotation `k`: the N2 split
+    holds out R1 cells k and k+1 (mod their number, in a fixed order) instead of the
+    world's two, plus the world's held-out non-firing cells; the N3 split holds out
+    request templates k and k+1 (mod their number). Over consecutive k every R1 cell and
+    every template is held out, so a claim about novel cells or templates rests on all of
+    them rather than on the world's two (each seed of an experiment draws one rotation;
+    the seed means then carry the cell-to-cell variance). People splits are unchanged."""
+    fires = [(i, self.r1.weather) for i in lexicon.ITEMS if self.r1.matches_item(i)]
+    held = {fires[k % len(fires)], fires[(k + 1) % len(fires)]}
+    n2 = frozenset(c for c in self.n2_cells if c not in fires) | held
+    n3 = tuple(sorted({k % len(T.REQUEST), (k + 1) % len(T.REQUEST)}))
+    train = tuple(t for t in range(len(T.REQUEST)) if t not in n3)
+    return dataclasses.replace(self, n2_cells=n2, n3_templates=n3, train_templates=train)
+
   def cells(self, *, held_out: bool) -> tuple[tuple[str, str], ...]:
     """Grid cells in (held_out=True) or out of the N2 split, in a fixed order."""
     return tuple((i, w) for i in lexicon.ITEMS for w in lexicon.WEATHERS

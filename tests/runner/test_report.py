@@ -51,7 +51,7 @@ def test_report_end_to_end(tmp_path, monkeypatch):
   exp.write_text(EXPERIMENT)
   monkeypatch.setenv("PYTHONPATH", str(tmp_path))
   run_dir = tmp_path / "run"
-  assert run_sweep([str(exp)], run_dir, "smoke", jobs=2, progress=False)["failed"] == 0
+  assert run_sweep([str(exp)], run_dir, "decide", jobs=2, progress=False)["failed"] == 0
   summary = build_report(run_dir, num_resamples=300)
   item = summary["toy_forgetting"]
   assert item["verdict"] == "supported"

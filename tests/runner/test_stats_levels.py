@@ -110,3 +110,42 @@ def test_one_seed_and_one_cluster_say_nothing():
   interval = t.interval()
   assert interval.low == -np.inf and interval.high == np.inf
   assert t.p_value(0.0, "greater") == pytest.approx(0.5)
+
+
+def _nested(rng, seeds, clusters_per_seed, per_cluster, mu=0.0, sd=1.0):
+  """Each seed draws its own clusters (held-out cells rotated across seeds): x[s, i] =
+  mu + seed effect + its own cluster's effect + noise."""
+  labels = np.repeat(np.arange(clusters_per_seed), per_cluster)
+  cluster = sd * rng.normal(size=(seeds, clusters_per_seed))[:, labels]
+  return (mu + sd * rng.normal(size=(seeds, 1)) + cluster
+          + sd * rng.normal(size=(seeds, clusters_per_seed * per_cluster)))
+
+
+@pytest.mark.parametrize("seeds", [3, 5, 10])
+def test_the_nested_t_interval_covers_at_its_level(seeds):
+  """With clusters nested in seeds (2 held-out cells a seed: an item column holds other
+  cells in every seed, so it is no cluster), the t interval over seed means covers at 95%."""
+  rng = np.random.default_rng(seeds)
+  nested = []
+  for _ in range(2000):
+    x = _nested(rng, seeds, 2, 6, mu=0.2)
+    i = stats.nested_t(x).interval(0.95)
+    nested.append(i.low <= 0.2 <= i.high)
+  assert 0.935 <= np.mean(nested) <= 0.965, np.mean(nested)
+
+
+def test_the_ratio_t_interval_covers_a_known_transfer_ratio():
+  """Seed means of a novel gain that is 0.8 of the training gain (plus noise): the
+  delta-method t interval of the ratio of means covers 0.8 at about 95% with 5 seeds,
+  and a ratio with no training gain is unbounded and never significant."""
+  rng = np.random.default_rng(7)
+  covered = []
+  for _ in range(3000):
+    train = 0.8 + 0.05 * rng.normal(size=5)
+    novel = 0.8 * train + 0.08 * rng.normal(size=5)
+    i = stats.ratio_t(novel, train).interval(0.95)
+    covered.append(i.low <= 0.8 <= i.high)
+  assert 0.93 <= np.mean(covered) <= 0.97, np.mean(covered)
+  undefined = stats.ratio_t(np.ones(5), np.zeros(5))
+  assert undefined.interval(0.95).low == -np.inf
+  assert undefined.p_value(0.5, "greater") == 1.0

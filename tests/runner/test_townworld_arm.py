@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from arm_fixtures import SMALL_SIZES, tiny_base
-from msr_jax.runner import analysis, townworld_arm
+from msr_jax.runner import analysis, arm_probes, townworld_arm
 from msr_jax.runner.arms import arm_grid
 
 GRID = arm_grid(pathlib.Path(__file__).resolve().parents[2] / "configs" / "townworld_arms.py",
@@ -36,13 +36,14 @@ def test_arm_output_is_complete_and_deterministic(base_dir):
   scores = first["scores"]
   for probe in ("K1", "K2", "C2", "R0", "B_train", "B_train_s2", "N1", "N2", "N3", "spec"):
     assert len(scores[probe]["base"]) == len(scores[probe]["final"]) > 0
-  # The composite: novel behaviour x kept knowledge, context and specificity.
+  # The composite: novel behaviour x kept knowledge, context and specificity x what the
+  # later update learned.
   mean = lambda p, w: float(np.mean(scores[p][w]))
   kept = lambda g, c: min(1.0, first["stages"]["R"][-1][c] / max(first["stages"]["R"][0][c], 1e-9))
   novel = np.mean([mean(n, "final") for n in ("N1", "N2", "N3")])
   spec = min(1.0, mean("spec", "final") / max(mean("spec", "base"), 1e-9))
   assert first["composite"] == pytest.approx(novel * kept("knowledge", 2) * kept("context", 3)
-                                             * spec)
+                                             * spec * mean("B_train_s2", "final"))
   # Behaviour items carry their clusters: N2 by cell, N3 by template, N1 by person.
   clusters = first["clusters"]
   assert {"B_train", "B_train_s2", "N1", "N2", "N3", "spec"} <= set(clusters)
@@ -92,15 +93,16 @@ def test_an_arm_trains_lora_adapters_and_a_regulariser(base_dir):
 
 
 def test_the_guard_and_the_gate_score_items_disjoint_from_the_scored_ones(base_dir):
-  base = townworld_arm.load_base(base_dir)
+  base = arm_probes.load_base(base_dir)
   from msr_jax.runner import arm_data
   rules = arm_data.stage_rules(base.world, 2)
-  items = townworld_arm.build_items(base, rules, SMALL_SIZES)
-  guard, validation = townworld_arm.decision_items(base, rules, SMALL_SIZES, items)
+  items = arm_probes.build_items(base, rules, SMALL_SIZES)
+  guard, validation = arm_probes.decision_items(base, rules, SMALL_SIZES, items)
   key = lambda i: (i.tokens.tobytes(), i.start, i.end)
   scored = {key(i) for i in items}
-  assert guard and validation[1] and validation[2]
-  assert not scored & {key(i) for i in guard + validation[1] + validation[2]}
+  chosen = [i for k in (1, 2) for part in ("fire", "hold") for i in validation[k][part]]
+  assert guard and all(validation[k][part] for k in (1, 2) for part in ("fire", "hold"))
+  assert not scored & {key(i) for i in guard + chosen}
 
 
 @pytest.mark.parametrize("learned", [True, False])
@@ -108,12 +110,13 @@ def test_an_arm_gated_on_its_validation_split(base_dir, monkeypatch, learned):
   """Known answers, whatever the tiny model learns: a validation split that scores 1 stops
   the stage at its first check (step 0), one that scores 0 runs to the cap and says "not
   learned". The validation items are the only thing the stand-in scores differently."""
-  real_items, real_exact = townworld_arm.decision_items, townworld_arm._exact
+  real_items, real_exact = arm_probes.decision_items, arm_probes.exact
   pool = set()
 
   def items(*args):
     guard, validation = real_items(*args)
-    pool.update(i.tokens.tobytes() for v in validation.values() for i in v)
+    pool.update(i.tokens.tobytes() for v in validation.values() for part in v.values()
+                for i in part)
     return guard, validation
 
   def exact(base, params, scored):
@@ -121,8 +124,8 @@ def test_an_arm_gated_on_its_validation_split(base_dir, monkeypatch, learned):
       return np.full(len(scored), 1.0 if learned else 0.0)
     return real_exact(base, params, scored)
 
-  monkeypatch.setattr(townworld_arm, "decision_items", items)
-  monkeypatch.setattr(townworld_arm, "_exact", exact)
+  monkeypatch.setattr(arm_probes, "decision_items", items)
+  monkeypatch.setattr(arm_probes, "exact", exact)
   config = _config(base_dir, stages=1, **{"dream.mode": "none", "memory.self_targets": False,
                                           "eval.sharpness": False, "train.steps": 4,
                                           "gate.every": 2, "gate.target": 0.8,

@@ -147,7 +147,7 @@ def test_recipe_has_four_stages_with_their_own_data_streams():
 
 def test_a_later_stage_alone_equals_every_stage(tmp_path):
   from msr_jax.runner.config import load_config
-  from msr_jax.runner.townworld_arm import load_base
+  from msr_jax.runner.arm_probes import load_base
   path = str(pathlib.Path(__file__).resolve().parents[2] / "configs" / "townworld.py")
   cfg = load_config(path + ":smoke")
   both = str(tmp_path / "both")
