@@ -58,8 +58,11 @@ ARM = {
     "lora": {"rank": 0, "alpha": 0.0},
     "regularizer": {"l2_sp": 0.0, "ewc": 0.0, "kl_to_base": 0.0},
     # mode: none | filtered | unfiltered | oracle | distill (the note without dreams);
-    # judge: the training signal ("format+self": both accept); judges: also reported.
-    "dream": {"mode": "none", "count": 256, "judge": "format",
+    # judge: the training signal ("format+self": both accept; the self judge accepts an
+    # answer whose mean token probability under the model, note in context, reaches
+    # self_threshold: 0.5 accepted every dream in the pilot, docs/results/pilot.md);
+    # judges: also reported.
+    "dream": {"mode": "none", "count": 256, "judge": "format+self", "self_threshold": 0.9,
               "judges": ("format", "self", "oracle")},
     "memory": {"self_targets": False},
     "eval": {"every": 20, "sizes": {}, "during_items": 48, "sharpness": False,
@@ -76,10 +79,10 @@ SCALES = {
               "eval.sizes": {"K1": 20, "K2": 20, "qa_trained": 0, "K4": 0, "C1": 4,
                              "C2": 12, "R0": 12, "rule": 8, "rule_novel": 8,
                              "r1_note": 8, "behaviour": 12, "N4": 6}},
-    "decide": {"train.steps": 200, "train.batch_size": 8, "data.behaviour_records": 256,
-               "data.replay_records": 512, "eval.every": 20, "eval.during_items": 32,
-               "dream.count": 96, "eval.sharpness_iters": 10, "gate.every": 10,
-               "gate.validation_items": 64, "splits.rotate": True,
+    "decide": {"train.steps": 300, "train.batch_size": 8, "data.behaviour_records": 256,
+               "data.replay_records": 512, "eval.every": 50, "eval.during_items": 32,
+               "dream.count": 96, "eval.sharpness_iters": 10, "gate.every": 20,
+               "gate.target": 0.75, "gate.validation_items": 48, "splits.rotate": True,
                "eval.sizes": {"K1": 64, "K2": 64, "qa_trained": 0, "K4": 0, "C1": 16,
                               "C2": 64, "R0": 48, "rule": 32, "rule_novel": 32,
                               "r1_note": 32, "behaviour": 48, "N4": 16}},
@@ -104,12 +107,12 @@ DEFENCES = {
 # Calibrated in the pilot (docs/results/pilot.md) so that "no defence" learns the
 # behaviour and forgets: ungated, too hot (lr 1e-3) for too long. One cell at the decide
 # tier (fewer cells, more seeds); the full tier adds sequential updates and dirty data.
-HOT = {"optim.learning_rate": 1e-3, "gate.every": 0, "train.steps": 100}
+HOT = {"optim.learning_rate": 1e-3, "gate.every": 0, "train.steps": 60}
 STRESS = {
     "smoke": {"hot": {**HOT, "train.steps": 20}},
     "decide": {"hot": HOT},
     "full": {"hot": HOT,
-             "sequential": {**HOT, "stages": 2, "train.steps": 60},
+             "sequential": {**HOT, "stages": 2},
              "dirty": {**HOT, "stress.bad_batch_fraction": 0.2,
                        "stress.bad_dream_fraction": 0.3}},
 }
@@ -124,7 +127,7 @@ STRESS = {
 #   untrained           no step: the base model's scores through the same pipeline
 CONTROLS = {
     "planted_forgetting": {"train.mode": "full", "data.regime": "note_ignored",
-                           "optim.learning_rate": 1e-3, "gate.every": 0, "train.steps": 150},
+                           "optim.learning_rate": 1e-3, "gate.every": 0, "train.steps": 100},
     "reseeded": {"reseed": 100},
     "untrained": {"gate.every": 0, "train.steps": 0},
 }

@@ -11,7 +11,8 @@ Forgetting = probe drop against the base on knowledge (K1, K2) and context under
 (C1 at 2..8 facts, C2); the answer's log-probability is the sensitive secondary measure;
 R1's retention after the second update is the backward transfer (stages.bwt).
 Controls: a planted forgetter (configs/townworld_arms.py CONTROLS) must be flagged; a copy
-of the focus arm that differs only in its training seed must not differ from it.
+of the lr 1e-3 narrow arm that differs only in its training seed must not be found to
+forget more than it.
 """
 
 import pathlib
@@ -23,6 +24,7 @@ ARMS = pathlib.Path(__file__).resolve().parents[1] / "configs" / "townworld_arms
 RETAIN = "K1+K2+C1_*+C2"
 LEARNED = "B_train+B_train_s*"
 FOCUS = "lr0.0001_diverse"
+NULL = "lr0.001_narrow"
 CONTROLS = ["reseeded", "planted_forgetting"]
 
 
@@ -31,7 +33,9 @@ def get_experiment(scale):
   rates = (1e-5, 1e-4, 1e-3) if scale == "full" else (1e-4, 1e-3)
   arms = {f"lr{lr:g}_{data}": {"optim.learning_rate": lr, "data.mixture": data}
           for lr in rates for data in ("narrow", "diverse")}
-  arms["reseeded"] = {**arms[FOCUS], **grid.controls["reseeded"]}
+  # The null: the cheapest arm (it learns in the fewest steps) and a copy of it that
+  # differs only in its training seed; it forgets most, so its noise is the largest.
+  arms["reseeded"] = {**arms[NULL], **grid.controls["reseeded"]}
   arms["planted_forgetting"] = {**grid.controls["planted_forgetting"], "stages": 1}
   return {
       "name": "p1_forgetting", "prediction": "P1",
@@ -61,9 +65,9 @@ def get_experiment(scale):
                "kind": "non_inferiority", "metric": f"forgetting:{RETAIN}",
                "arm": "planted_forgetting", "margin": 0.02, "control": "positive",
                "expect": "not supported"},
-              {"name": "a reseeded copy of the focus arm does not forget more",
+              {"name": "a reseeded copy of lr 1e-3 narrow does not forget more",
                "kind": "superiority", "metric": f"forgetting:{RETAIN}", "arm": "reseeded",
-               "baseline": FOCUS, "direction": "greater", "control": "null",
+               "baseline": NULL, "direction": "greater", "control": "null",
                "expect": "inconclusive"},
           ],
           "plots": [

@@ -29,11 +29,18 @@ def register(subparsers) -> None:
   parser.set_defaults(func=run)
 
 
-def experiment_files(folder: str = "experiments", only=None) -> list[str]:
+def experiment_files(folder: str = "experiments", only=None, scale: str | None = None
+                     ) -> list[str]:
+  """The experiment files of `folder`: those `only` names, else all but those whose
+  `scales` leave out `scale` (the decide tier leaves the ablations and the baselines to
+  the full tier; `--only baselines` runs them at any tier)."""
   from msr_jax.errors import UserError
+  from msr_jax.runner.experiment import load_experiment, runs_at
   files = sorted(glob.glob(os.path.join(glob.escape(folder), "*.py")))
   if only:
     files = [f for f in files if pathlib.Path(f).stem in set(only)]
+  elif scale is not None:
+    files = [f for f in files if runs_at(load_experiment(f, scale), scale)]
   if not files:
     raise UserError(f"{os.path.abspath(folder)}: no experiment files"
                     + (f" match {only}" if only else "") + " (run msr reproduce from the "
@@ -46,7 +53,8 @@ def run(args) -> int:
   from msr_jax.runner.sweep import RUNS_PER_WORKER, run_sweep
 
   start = time.time()
-  summary = run_sweep(experiment_files(args.experiments, args.only), args.run_dir, args.scale, args.jobs,
+  summary = run_sweep(experiment_files(args.experiments, args.only, args.scale), args.run_dir,
+                      args.scale, args.jobs,
                       runs_per_worker=RUNS_PER_WORKER if args.runs_per_worker is None
                       else args.runs_per_worker)
   summary_report = build_report(args.run_dir)

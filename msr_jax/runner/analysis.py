@@ -100,7 +100,10 @@ def _probe_items(output: dict, probes: str, which: str) -> np.ndarray:
 
 
 def _value(output: dict, dotted: str) -> np.ndarray:
-  return np.asarray([float(get_dotted(output, dotted, f"output: {dotted!r}"))])
+  value = get_dotted(output, dotted, f"output: {dotted!r}")
+  if value is None:  # e.g. a one-stage run's backward transfer: nothing to read
+    raise KeyError(f"output: {dotted!r} is None in this run")
+  return np.asarray([float(value)])
 
 
 def metric_items(output: dict, metric: str) -> np.ndarray:

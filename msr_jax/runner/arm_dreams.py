@@ -48,7 +48,8 @@ def _dream_config(cfg, seed: int) -> ml_collections.ConfigDict:
   reported beside it; the oracle is never a training signal of a filtered arm)."""
   dream = dream_defaults()
   dream.update({"mode": cfg.dream.mode, "walks_per_cycle": int(cfg.dream.count),
-                "judges": tuple(cfg.dream.judges), "judge": str(cfg.dream.judge)})
+                "judges": tuple(cfg.dream.judges), "judge": str(cfg.dream.judge),
+                "self_threshold": float(cfg.dream.self_threshold)})
   return ml_collections.ConfigDict({"seed": seed, "dream": dream})
 
 

@@ -11,8 +11,9 @@ reproduce`'s tier) or "full". It declares, and nothing else:
   arms        {arm name: {dotted.field: value}} overrides of `base`
   seeds       list of ints
   analysis    the pre-registered metric, comparison and margins the report applies
-  scales      (optional) the scales it runs at (default: all); at another scale a sweep
-              skips it, so a tier can leave an experiment to a longer one
+  scales      (optional) the scales `msr reproduce` runs it at (default: all), so a tier
+              can leave an experiment to a longer one; `msr sweep` runs any experiment at
+              any scale it is asked for
 A run's key is a hash of everything that determines its result (entry, config, seed), so
 changing an arm's config re-runs exactly that arm, and identical arms of different
 experiments share one result.
@@ -97,7 +98,7 @@ def file_commit(path) -> str:
 
 
 def runs_at(exp: dict, scale: str) -> bool:
-  """Whether the experiment runs at `scale` (its optional `scales` field)."""
+  """Whether `msr reproduce` runs the experiment at `scale` (its optional `scales`)."""
   return scale in exp.get("scales", SCALES)
 
 

@@ -27,8 +27,6 @@ def prepare(exp_paths: list[str], run_dir: str, scale: str) -> tuple[list[dict],
   experiments, runs = [], []
   for path in exp_paths:
     exp = experiment_lib.load_experiment(path, scale)
-    if not experiment_lib.runs_at(exp, scale):
-      continue
     experiments.append(exp)
     runs.extend(experiment_lib.expand(exp))
   index_path = run_dir / "experiments.json"
@@ -44,9 +42,8 @@ def prepare(exp_paths: list[str], run_dir: str, scale: str) -> tuple[list[dict],
 
 def count_runs(exp_paths: list[str], scale: str) -> int:
   """How many runs (arms x seeds) the experiments expand to: the `--index` range."""
-  experiments = [experiment_lib.load_experiment(p, scale) for p in exp_paths]
-  return sum(len(experiment_lib.expand(e)) for e in experiments
-             if experiment_lib.runs_at(e, scale))
+  return sum(len(experiment_lib.expand(experiment_lib.load_experiment(p, scale)))
+             for p in exp_paths)
 
 
 # A worker's compiled programs accumulate: after about 45 Townworld arms a worker ran out

@@ -184,7 +184,12 @@ def run(config: dict, seed: int) -> dict:
               if cfg.guard.every else None)
   every = int(cfg.eval.every)
   own_retain = _own_retain_set(cfg)
+  final_exact, final_logp = base_exact, base_logp
   for stage, rule in enumerate(rules, start=1):
+    if int(cfg.train.steps) == 0:  # the untrained control: the base through the same probes
+      summaries.append({"step": 0, "records": {}})
+      stage_rows.append(stage_rows[0])
+      continue
     records, dreams = _stage_sources(cfg, base, rule, stage, train_seed, params,
                                      rules[:stage - 1])
     if dreams is not None:
