@@ -140,18 +140,54 @@ def _write_retain_set(cfg, base: Base, stage: int, folder: str) -> None:
 
 BEHAVIOUR_PROBES = ("B_train", "N1", "N2", "N3", "N4_", "spec")
 
+# A worker serves many arms of one base checkpoint and seed: the base model, the world of
+# the seed's rotation, the probe items, the base's scores on them and the items of the
+# guard and the gate are the same for all of them, so a process makes each once (the same
+# objects each run would make: no number changes). Keyed by the checkpoint folder and its
+# files' modification times, the rotation, the stages and the probe sizes.
+_CACHE: dict = {}
+_CACHE_SIZE = 8
+
+
+def _cached(key, make):
+  if key not in _CACHE:
+    while len(_CACHE) >= _CACHE_SIZE:
+      _CACHE.pop(next(iter(_CACHE)))
+    _CACHE[key] = make()
+  return _CACHE[key]
+
+
+def clear_cache() -> None:
+  _CACHE.clear()
+
+
+def _start_key(cfg, seed: int) -> tuple:
+  path = os.path.realpath(cfg.base_checkpoint)
+  stamp = max((os.stat(os.path.join(path, f)).st_mtime_ns for f in os.listdir(path)),
+              default=0)
+  rotation = seed if cfg.splits.rotate else None
+  return (path, stamp, rotation, int(cfg.stages), tuple(sorted(dict(cfg.eval.sizes).items())))
+
+
+def _start(cfg, seed: int):
+  """(base with the seed's world, the stages' rules, the scored items, the base's exact
+  match and log-probability on them)."""
+  def make():
+    base = arm_probes.load_base(cfg.base_checkpoint)
+    if cfg.splits.rotate:  # this seed's held-out N2 cells and N3 templates
+      base = dataclasses.replace(base, world=base.world.rotated(seed))
+    rules = arm_data.stage_rules(base.world, int(cfg.stages))
+    items = arm_probes.build_items(base, rules, dict(cfg.eval.sizes))
+    return (base, rules, items, *arm_probes.score(base, base.params, items))
+  return _cached(("start",) + _start_key(cfg, seed), make)
+
 
 def run(config: dict, seed: int) -> dict:
   cfg = ml_collections.ConfigDict(config)
-  base = arm_probes.load_base(cfg.base_checkpoint)
-  if cfg.splits.rotate:  # this seed's held-out N2 cells and N3 templates
-    base = dataclasses.replace(base, world=base.world.rotated(seed))
+  base, rules, items, base_exact, base_logp = _start(cfg, seed)
   train_seed = seed + int(cfg.reseed)
-  rules = arm_data.stage_rules(base.world, int(cfg.stages))
-  items = arm_probes.build_items(base, rules, dict(cfg.eval.sizes))
   names = sorted({i.probe for i in items})
   groups = groups_of(names)
-  base_exact, base_logp = arm_probes.score(base, base.params, items)
   stage_rows = [group_means(by_probe(items, base_exact), groups)]
   # A fixed small subset for the curves during training (the stability gap).
   rng = np.random.default_rng(0)
@@ -173,7 +209,9 @@ def run(config: dict, seed: int) -> dict:
   gating = gate_cfg is not None and int(gate_cfg.every) > 0
   guard_items, validation = ([], {})
   if cfg.guard.every or gating:
-    guard_pool, validation = arm_probes.decision_items(base, rules, dict(cfg.eval.sizes), items)
+    guard_pool, validation = _cached(
+        ("decisions",) + _start_key(cfg, seed),
+        lambda: arm_probes.decision_items(base, rules, dict(cfg.eval.sizes), items))
     # As many per group as the curves use, drawn from the disjoint pool.
     draw = np.random.default_rng(1)
     for group in ("knowledge", "context"):

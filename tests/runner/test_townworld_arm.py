@@ -126,6 +126,7 @@ def test_an_arm_gated_on_its_validation_split(base_dir, monkeypatch, learned):
 
   monkeypatch.setattr(arm_probes, "decision_items", items)
   monkeypatch.setattr(arm_probes, "exact", exact)
+  townworld_arm.clear_cache()  # the validation items are made again, by the stand-in
   config = _config(base_dir, stages=1, **{"dream.mode": "none", "memory.self_targets": False,
                                           "eval.sharpness": False, "train.steps": 4,
                                           "gate.every": 2, "gate.target": 0.8,
