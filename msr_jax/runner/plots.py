@@ -152,18 +152,29 @@ def curve(runs_by_arm, spec, title, path):
 
 
 def stability(runs_by_arm, spec, title, path):
-  fig, ax = plt.subplots(figsize=(5.5, 4))
+  """The probe's curve during training, per arm: each seed's curve drawn thin, and the
+  mean over seeds (a thick line) at the steps that at least half the seeds reached (a
+  gated run stops when it has learned, so curves end at different steps)."""
+  fig, ax = plt.subplots(figsize=(6, 4))
   for arm, runs in runs_by_arm.items():
-    during = runs[0]["output"].get("during", [])
-    if not during:
+    curves = [[(d["step"], d[spec["probe"]]) for d in r["output"].get("during", [])]
+              for r in runs]
+    curves = [c for c in curves if c]
+    if not curves:
       continue
-    steps = [d["step"] for d in during]
-    values = np.mean([[d[spec["probe"]] for d in r["output"]["during"]] for r in runs], axis=0)
-    ax.plot(steps, values, label=arm)
-  ax.set_xlabel("training step")
+    by_step: dict = {}
+    for curve in curves:
+      for step, value in curve:
+        by_step.setdefault(step, []).append(value)
+    steps = [s for s in sorted(by_step) if 2 * len(by_step[s]) >= len(curves)]
+    line, = ax.plot(steps, [np.mean(by_step[s]) for s in steps], lw=2, label=arm)
+    for curve in curves:
+      ax.plot(*zip(*curve), lw=0.7, alpha=0.35, color=line.get_color())
+  ax.set_ylim(-0.03, 1.03)
+  ax.set_xlabel("training step (all stages)")
   ax.set_ylabel(spec.get("ylabel", f"accuracy on {spec['probe']} during training"))
   _legend(ax, len(runs_by_arm))
-  _finish(fig, ax, title, path)
+  _finish(fig, ax, title + " (thin: each seed)", path)
 
 
 def scatter_output(runs_by_arm, spec, title, path):

@@ -93,3 +93,44 @@ def test_a_failed_control_opens_the_section_as_instrument_failed():
   criteria[1]["outcome"] = "not supported"
   assert _finding("supported", "supported", criteria).startswith(
       "**Found: supported.** Every criterion holds; A: a")
+
+
+def test_smoke_scale_is_a_pipeline_check_without_verdicts(tmp_path, monkeypatch):
+  (tmp_path / "report_entry.py").write_text(ENTRY)
+  exp = tmp_path / "exp.py"
+  exp.write_text(EXPERIMENT)
+  monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+  run_dir = tmp_path / "run"
+  assert run_sweep([str(exp)], run_dir, "smoke", jobs=1, progress=False)["failed"] == 0
+  item = build_report(run_dir, num_resamples=100)["toy_forgetting"]
+  assert item["verdict"].startswith("no verdict") and item["holm_p"] is None
+  report = (run_dir / "report.md").read_text()
+  assert "**Smoke scale: a pipeline check, no verdict.**" in report
+  # The criteria table still shows each interval's width beside its margin.
+  assert "| CI width | margin / bound |" in report and "| 0.05 |" in report
+
+
+def test_the_dream_table_shows_each_judge_and_what_the_filter_removed():
+  from msr_jax.runner.report import _dream_table
+  stage = {"scenarios": 10, "acceptance": 0.8, "removed_by_filter": 2, "removed_in_n2": 1,
+           "kept": 7, "judges": {"format": {"acceptance": 1.0, "validity": 0.7},
+                                 "self": {"acceptance": 0.8, "validity": 0.875}}}
+  grouped = {"filtered": [{"output": {"dreams": [stage]}}, {"output": {"dreams": [stage]}}],
+             "real_only": [{"output": {}}]}
+  lines = _dream_table(grouped)
+  assert lines[3] == ("| arm | scenarios | accepted (signal) | removed by the filter | removed in "
+                      "held-out N2 cells | kept | format accepts (validity) | self accepts "
+                      "(validity) |")
+  assert lines[5] == ("| filtered | 10.000 | 0.800 | 2.000 | 1.000 | 7.000 | 1.000 (0.700) | "
+                      "0.800 (0.875) |")
+  assert len(lines) == 6  # no row for an arm without dreams
+  assert _dream_table({"real_only": [{"output": {}}]}) == []
+
+
+def test_the_stability_plot_draws_gated_runs_that_stop_at_different_steps(tmp_path):
+  from msr_jax.runner import plots
+  runs = [{"output": {"during": [{"step": s, "context": 1.0 - s / 100} for s in steps]}}
+          for steps in ([0, 20, 40], [0, 20], [0, 20, 40, 60])]
+  path = tmp_path / "stability.png"
+  assert plots.draw("stability", {"arm": runs}, {"probe": "context"}, "t", path) is None
+  assert path.stat().st_size > 0
