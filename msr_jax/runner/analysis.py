@@ -144,11 +144,12 @@ def _ratio_arrays(runs_by_arm, arm, metric):
 
 
 def _ratio(na, nb, ta, tb):
-  """Gain on the novel items over gain on the training items. With no training gain the
-  ratio is undefined; it counts as -inf (no transfer shown), so a bootstrap resample that
-  drew no gain pulls the lower bound down instead of making the interval NaN."""
+  """Gain on the novel items over gain on the training items. With no training gain (or a
+  loss: two losses would make a positive ratio) the ratio is undefined; it counts as -inf
+  (no transfer shown), so a bootstrap resample that drew no gain pulls the lower bound
+  down instead of making the interval NaN."""
   denominator = ta.mean() - tb.mean()
-  return (na.mean() - nb.mean()) / denominator if abs(denominator) > 1e-12 else -np.inf
+  return (na.mean() - nb.mean()) / denominator if denominator > 1e-12 else -np.inf
 
 
 # One alpha throughout: a one-sided test at ALPHA is decided by the matching bound of the

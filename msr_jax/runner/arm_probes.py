@@ -23,7 +23,7 @@ KNOWLEDGE = ("K1", "K2")
 CONTEXT_PREFIX = ("C1_", "C2")
 NOVEL = ("N1", "N2", "N3")
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class Base:
   model_config: object
   graphdef: object

@@ -216,12 +216,13 @@ def ratio_t(numerator_S, denominator_S) -> TEstimate:
   """mean(numerator) / mean(denominator) over seeds (the transfer ratio: novel gain over
   training gain, one pair of seed means per seed), with the delta-method standard error
   of a ratio estimator, z_s = (n_s - R d_s) / mean(d), and S - 1 degrees of freedom. An
-  undefined ratio (no mean gain in the denominator) has an unbounded interval."""
+  undefined ratio (no mean gain in the denominator, or a loss: two losses would make a
+  positive ratio) is -inf with an unbounded interval."""
   n = np.asarray(numerator_S, np.float64)
   d = np.asarray(denominator_S, np.float64)
   if n.shape != d.shape or n.ndim != 1 or n.size == 0:
     raise ValueError(f"ratio_t needs two vectors of seed means, got {n.shape}, {d.shape}")
-  if abs(d.mean()) < 1e-12:
+  if d.mean() <= 1e-12:
     return TEstimate(-float("inf"), float("inf"), float("inf"))
   ratio = float(n.mean() / d.mean())
   if n.size < 2:

@@ -174,17 +174,29 @@ def _start(cfg, seed: int):
   match and log-probability on them)."""
   def make():
     base = arm_probes.load_base(cfg.base_checkpoint)
-    if cfg.splits.rotate:  # this seed's held-out N2 cells and N3 templates
-      base = dataclasses.replace(base, world=base.world.rotated(seed))
     rules = arm_data.stage_rules(base.world, int(cfg.stages))
+    seed_items = []
+    if cfg.splits.rotate:  # this seed's held-out N2 cells and N3 templates
+      plain = arm_probes.build_items(base, rules, dict(cfg.eval.sizes))
+      base = dataclasses.replace(base, world=base.world.rotated(seed))
     items = arm_probes.build_items(base, rules, dict(cfg.eval.sizes))
-    return (base, rules, items, *arm_probes.score(base, base.params, items))
+    if cfg.splits.rotate:
+      # Every behaviour probe, and any other whose items the splits move (R0 draws its
+      # cells from a list the held-out cells order).
+      moved = {i.probe for i, j in zip(items, plain)
+               if (i.probe, i.tokens.tobytes()) != (j.probe, j.tokens.tobytes())}
+      seed_items = sorted({i.probe for i in items
+                           if i.probe.startswith(BEHAVIOUR_PROBES) or i.probe in moved})
+    exact, logp = arm_probes.score(base, base.params, items)
+    for scores in (exact, logp):  # shared by every run of this start: never written
+      scores.setflags(write=False)
+    return base, rules, items, exact, logp, seed_items
   return _cached(("start",) + _start_key(cfg, seed), make)
 
 
 def run(config: dict, seed: int) -> dict:
   cfg = ml_collections.ConfigDict(config)
-  base, rules, items, base_exact, base_logp = _start(cfg, seed)
+  base, rules, items, base_exact, base_logp, seed_items = _start(cfg, seed)
   train_seed = seed + int(cfg.reseed)
   names = sorted({i.probe for i in items})
   groups = groups_of(names)
@@ -280,8 +292,7 @@ def run(config: dict, seed: int) -> dict:
       # Per probe, each item's cluster (behaviour probes: cell, template or person), in item
       # order: what the analysis resamples for claims about generalisation.
       "clusters": {n: c for n, c in by_name.items() if all(c)},
-      "seed_items": ([n for n in names if n.startswith(BEHAVIOUR_PROBES)]
-                     if cfg.splits.rotate else []),
+      "seed_items": seed_items,
       "stages": {"columns": columns, "R": matrix.tolist(),
                  "acc": cl_metrics.acc(matrix),
                  "bwt": cl_metrics.bwt(matrix, list(range(len(task_cols)))) if len(rules) > 1 else None,
@@ -304,7 +315,7 @@ def run(config: dict, seed: int) -> dict:
     output["dreams"] = dream_stats
   if gating:
     output["learned"] = all(bool(x.get("gate_reached")) for x in summaries)
-  if cfg.eval.sharpness:
+  if cfg.eval.sharpness and offset:  # no update, no direction to measure along
     output["sharpness"] = arm_probes.curvature(base, params, items, train_seed,
                                                int(cfg.eval.sharpness_iters))
   return output

@@ -132,6 +132,7 @@ def test_an_arm_gated_on_its_validation_split(base_dir, monkeypatch, learned):
                                           "gate.every": 2, "gate.target": 0.8,
                                           "gate.validation_items": 8})
   out = townworld_arm.run(config, 0)
+  townworld_arm.clear_cache()  # no later test sees the stand-in's items
   summary = out["train"][0]
   assert out["learned"] is learned and summary["gate_reached"] is learned
   if learned:
@@ -187,6 +188,7 @@ def test_rotated_splits_and_the_reseed_switch(base_dir):
       "guard.every": 0, "eval.sharpness": False, "gate.every": 0})
   first, other_seed = townworld_arm.run(config, 0), townworld_arm.run(config, 1)
   assert "N2" in first["seed_items"] and "K1" not in first["seed_items"]
+  assert set(first["seed_items"]) <= set(first["scores"])
   assert set(first["clusters"]["N2"]) != set(other_seed["clusters"]["N2"])
   reseeded = townworld_arm.run({**config, "reseed": 5}, 0)
   assert reseeded["clusters"] == first["clusters"]
