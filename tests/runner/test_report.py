@@ -45,13 +45,19 @@ EXPERIMENT = textwrap.dedent("""
 """)
 
 
-def test_report_end_to_end(tmp_path, monkeypatch):
+def _toy_sweep(tmp_path, monkeypatch, scale: str, jobs: int):
+  """The toy experiment swept at `scale` into tmp_path/run (returned)."""
   (tmp_path / "report_entry.py").write_text(ENTRY)
   exp = tmp_path / "exp.py"
   exp.write_text(EXPERIMENT)
   monkeypatch.setenv("PYTHONPATH", str(tmp_path))
   run_dir = tmp_path / "run"
-  assert run_sweep([str(exp)], run_dir, "decide", jobs=2, progress=False)["failed"] == 0
+  assert run_sweep([str(exp)], run_dir, scale, jobs=jobs, progress=False)["failed"] == 0
+  return run_dir
+
+
+def test_report_end_to_end(tmp_path, monkeypatch):
+  run_dir = _toy_sweep(tmp_path, monkeypatch, "decide", jobs=2)
   summary = build_report(run_dir, num_resamples=300)
   item = summary["toy_forgetting"]
   assert item["verdict"] == "supported"
@@ -96,12 +102,7 @@ def test_a_failed_control_opens_the_section_as_instrument_failed():
 
 
 def test_smoke_scale_is_a_pipeline_check_without_verdicts(tmp_path, monkeypatch):
-  (tmp_path / "report_entry.py").write_text(ENTRY)
-  exp = tmp_path / "exp.py"
-  exp.write_text(EXPERIMENT)
-  monkeypatch.setenv("PYTHONPATH", str(tmp_path))
-  run_dir = tmp_path / "run"
-  assert run_sweep([str(exp)], run_dir, "smoke", jobs=1, progress=False)["failed"] == 0
+  run_dir = _toy_sweep(tmp_path, monkeypatch, "smoke", jobs=1)
   item = build_report(run_dir, num_resamples=100)["toy_forgetting"]
   assert item["verdict"].startswith("no verdict") and item["holm_p"] is None
   report = (run_dir / "report.md").read_text()
